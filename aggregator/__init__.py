@@ -1,0 +1,1 @@
+"""aggregator: many external APIs behind one typed, resilient GraphQL endpoint."""

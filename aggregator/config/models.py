@@ -1,0 +1,215 @@
+"""The loaded configuration: frozen value objects with every default already applied.
+
+Nothing downstream of the loader sees raw dicts, duration strings or unresolved defaults: an
+Operation knows its final timeout, idempotency, GraphQL kind and where each param goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+HttpMethod = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+ParamLocation = Literal["path", "query", "header", "body"]
+Jitter = Literal["full", "equal", "none"]
+IntegrationType = Literal["rest", "graphql", "grpc"]
+FieldKind = Literal["query", "mutation"]
+
+IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+DEFAULT_RETRY_ON: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+SCALARS: frozenset[str] = frozenset({"ID", "String", "Int", "Float", "Boolean", "JSON", "DateTime"})
+
+
+def _frozen_map() -> Mapping[Any, Any]:
+    return MappingProxyType({})
+
+
+class Secret(str):
+    """A string that hides itself: repr and format show ``***``; ``reveal()`` gives the value.
+
+    Used for every credential so that an accidental log line or f-string cannot leak it.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class TypeExpr:
+    """A GraphQL type expression: ``User``, ``[User!]!``. ``of`` is set for lists, ``name`` otherwise."""
+
+    name: str | None = None
+    of: TypeExpr | None = None
+    non_null: bool = False
+
+    def __str__(self) -> str:
+        inner = f"[{self.of}]" if self.of is not None else str(self.name)
+        return inner + ("!" if self.non_null else "")
+
+    @property
+    def named(self) -> str:
+        """The innermost named type: ``User`` for ``[User!]!``."""
+        return self.of.named if self.of is not None else str(self.name)
+
+    @property
+    def is_list(self) -> bool:
+        return self.of is not None
+
+
+JSON_TYPE = TypeExpr(name="JSON")
+
+
+@dataclass(frozen=True)
+class RetryBudget:
+    """gRPC-style retry throttling: tokens start at max; a failure takes 1, a success gives back
+    ``token_ratio``; retries are allowed only while more than half the tokens remain."""
+
+    max_tokens: float = 10.0
+    token_ratio: float = 0.1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 1
+    initial_wait: float = 0.2
+    max_wait: float = 5.0
+    multiplier: float = 2.0
+    jitter: Jitter = "full"
+    retry_on: frozenset[int] = DEFAULT_RETRY_ON
+    deadline: float | None = 30.0
+    budget: RetryBudget | None = field(default_factory=RetryBudget)
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    threshold: int = 5
+    failure_rate: float = 0.5
+    window: float = 60.0
+    reset_after: float = 30.0
+    half_open_max_calls: int = 1
+
+
+@dataclass(frozen=True)
+class NoAuth:
+    type: Literal["none"] = "none"
+
+
+@dataclass(frozen=True)
+class BearerAuth:
+    token: Secret
+    type: Literal["bearer"] = "bearer"
+
+
+@dataclass(frozen=True)
+class ApiKeyAuth:
+    key: Secret
+    header: str = "X-API-Key"
+    location: Literal["header", "query"] = "header"
+    name: str = "api_key"
+    type: Literal["api_key"] = "api_key"
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    username: str
+    password: Secret
+    type: Literal["basic"] = "basic"
+
+
+@dataclass(frozen=True)
+class OAuth2Auth:
+    token_url: str
+    client_id: str
+    client_secret: Secret
+    scopes: tuple[str, ...] = ()
+    client_auth: Literal["basic", "body"] = "basic"
+    type: Literal["oauth2"] = "oauth2"
+
+
+Auth = NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | OAuth2Auth
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: TypeExpr
+    location: ParamLocation
+    description: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.type.non_null
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    method: HttpMethod = "GET"
+    path: str = ""
+    params: tuple[Param, ...] = ()
+    returns: TypeExpr = JSON_TYPE
+    timeout: float = 10.0
+    idempotent: bool = True
+    kind: FieldKind = "query"
+    field: str = ""
+    description: str = ""
+    # GraphQL upstreams only: the document sent and the dotted path selected out of `data`.
+    document: str = ""
+    select: str | None = None
+
+
+@dataclass(frozen=True)
+class Integration:
+    id: str
+    base_url: str
+    type: IntegrationType = "rest"
+    description: str = ""
+    auth: Auth = field(default_factory=NoAuth)
+    headers: Mapping[str, str] = field(default_factory=_frozen_map)
+    timeout: float = 10.0
+    max_concurrency: int = 100
+    max_response_bytes: int = 10 * 1024 * 1024
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    circuit_breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    forward_headers: tuple[str, ...] = ()
+    operations: Mapping[str, Operation] = field(default_factory=_frozen_map)
+
+
+@dataclass(frozen=True)
+class ObjectType:
+    name: str
+    fields: Mapping[str, TypeExpr]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    graphiql: bool = True
+    introspection: bool = True
+    max_depth: int = 15
+    max_aliases: int = 200
+    max_body_bytes: int = 1024 * 1024
+    cors_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    integrations: Mapping[str, Integration] = field(default_factory=_frozen_map)
+    types: Mapping[str, ObjectType] = field(default_factory=_frozen_map)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    source: str = "<memory>"
+    # Every value that came from the environment into a credential or header: what redaction hides.
+    secrets: frozenset[str] = frozenset()

@@ -1,0 +1,194 @@
+"""Every error aggregator raises, in one place.
+
+The hierarchy::
+
+    AggregatorError
+    ├── ConfigError                 a bad integrations.yaml: a list of Problem(file, line, key, message)
+    ├── CallError                   the caller asked for something that does not exist or is malformed
+    │   ├── UnknownOperation        UNKNOWN_OPERATION
+    │   └── InvalidParams           INVALID_PARAMS
+    └── UpstreamError               an upstream call did not produce a usable result
+        ├── CircuitOpen             CIRCUIT_OPEN          refused by an open breaker, nothing sent
+        ├── BulkheadFull            BULKHEAD_FULL         refused: the integration's concurrency limit is full
+        ├── UpstreamTimeout         UPSTREAM_TIMEOUT      an attempt or the call's deadline ran out
+        ├── UpstreamUnavailable     UPSTREAM_UNAVAILABLE  could not connect, or the connection broke
+        ├── UpstreamHTTPError       UPSTREAM_HTTP_ERROR   the upstream answered with an error status
+        │   └── RateLimited         RATE_LIMITED          ... and that status was 429
+        ├── UpstreamBadResponse     UPSTREAM_BAD_RESPONSE the answer could not be used (size, JSON, type)
+        ├── UpstreamAuthError       UPSTREAM_AUTH_ERROR   credentials for the upstream could not be obtained
+        └── UpstreamGraphQLError    UPSTREAM_GRAPHQL_ERROR a GraphQL upstream answered errors and no data
+
+Each UpstreamError carries a stable ``code``, the ``integration`` and ``operation`` it belongs to and the
+number of ``attempts`` made; the executor fills the last two in. The GraphQL layer maps these fields to
+``extensions``; nothing else invents error strings. Messages never contain secrets: upstream bodies are
+excerpted and redacted before they are stored here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "AggregatorError",
+    "BulkheadFull",
+    "CallError",
+    "CircuitOpen",
+    "ConfigError",
+    "InvalidParams",
+    "Problem",
+    "RateLimited",
+    "UnknownOperation",
+    "UpstreamAuthError",
+    "UpstreamBadResponse",
+    "UpstreamError",
+    "UpstreamGraphQLError",
+    "UpstreamHTTPError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+
+class AggregatorError(Exception):
+    """The root of every error this package raises on purpose."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a config file: where it is, which key, and what to do about it."""
+
+    file: str
+    line: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.key}: " if self.key else ""
+        return f"{self.file}:{self.line}: {where}{self.message}"
+
+
+class ConfigError(AggregatorError):
+    """A config file was refused; ``problems`` lists every problem found, not only the first."""
+
+    code = "CONFIG_ERROR"
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in config"
+        super().__init__("\n".join([head, *(str(p) for p in self.problems)]))
+
+
+class CallError(AggregatorError):
+    """The caller's mistake, found before any upstream was contacted."""
+
+
+class UnknownOperation(CallError):
+    code = "UNKNOWN_OPERATION"
+
+
+class InvalidParams(CallError):
+    code = "INVALID_PARAMS"
+
+
+class UpstreamError(AggregatorError):
+    """An upstream call failed; see the subclasses for why."""
+
+    code = "UPSTREAM_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        integration: str = "",
+        operation: str = "",
+        attempts: int = 0,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.integration = integration
+        self.operation = operation
+        self.attempts = attempts
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        where = ".".join(p for p in (self.integration, self.operation) if p)
+        prefix = f"{where}: " if where else ""
+        return f"{prefix}{self.message}"
+
+    def extensions(self) -> dict[str, Any]:
+        """The machine-readable part, as the GraphQL layer shows it under ``extensions``."""
+        ext: dict[str, Any] = {
+            "code": self.code,
+            "integration": self.integration,
+            "operation": self.operation,
+            "attempts": self.attempts,
+        }
+        if self.retry_after is not None:
+            ext["retryAfter"] = round(self.retry_after, 3)
+        return ext
+
+
+class CircuitOpen(UpstreamError):
+    code = "CIRCUIT_OPEN"
+
+
+class BulkheadFull(UpstreamError):
+    code = "BULKHEAD_FULL"
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "UPSTREAM_TIMEOUT"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Connecting failed or the connection broke. ``sent`` says whether the request may have left."""
+
+    code = "UPSTREAM_UNAVAILABLE"
+
+    def __init__(self, message: str, *, sent: bool, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.sent = sent
+
+
+class UpstreamHTTPError(UpstreamError):
+    """The upstream answered with a status the call cannot use; ``body`` is a bounded excerpt."""
+
+    code = "UPSTREAM_HTTP_ERROR"
+
+    def __init__(self, message: str, *, status: int, body: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+        self.body = body
+
+    def extensions(self) -> dict[str, Any]:
+        return {**super().extensions(), "status": self.status}
+
+
+class RateLimited(UpstreamHTTPError):
+    code = "RATE_LIMITED"
+
+
+class UpstreamBadResponse(UpstreamError):
+    code = "UPSTREAM_BAD_RESPONSE"
+
+
+class UpstreamAuthError(UpstreamError):
+    code = "UPSTREAM_AUTH_ERROR"
+
+
+class UpstreamGraphQLError(UpstreamError):
+    """A GraphQL upstream answered ``errors`` and no data; ``errors`` keeps their messages and paths."""
+
+    code = "UPSTREAM_GRAPHQL_ERROR"
+
+    def __init__(self, message: str, *, errors: Sequence[dict[str, Any]] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.errors = tuple(errors)
+
+    def extensions(self) -> dict[str, Any]:
+        return {**super().extensions(), "upstreamErrors": list(self.errors)}

@@ -1,0 +1,1 @@
+"""Resilience: the circuit breaker, retries, the retry budget, the bulkhead and the executor."""

@@ -1,0 +1,1 @@
+"""Upstream kinds: how one attempt reaches a REST or GraphQL API."""
