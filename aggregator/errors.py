@@ -55,6 +55,15 @@ class AggregatorError(Exception):
 
     code: ClassVar[str] = "INTERNAL_ERROR"
 
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """The machine-readable part, as GraphQL shows it under ``extensions``.
+
+        graphql-core copies an original error's ``extensions`` dict into the GraphQL error, so
+        resolvers can raise these errors unchanged.
+        """
+        return {"code": self.code}
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -109,7 +118,7 @@ class UpstreamError(AggregatorError):
         retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
+        self.detail = message
         self.integration = integration
         self.operation = operation
         self.attempts = attempts
@@ -118,10 +127,10 @@ class UpstreamError(AggregatorError):
     def __str__(self) -> str:
         where = ".".join(p for p in (self.integration, self.operation) if p)
         prefix = f"{where}: " if where else ""
-        return f"{prefix}{self.message}"
+        return f"{prefix}{self.detail}"
 
+    @property
     def extensions(self) -> dict[str, Any]:
-        """The machine-readable part, as the GraphQL layer shows it under ``extensions``."""
         ext: dict[str, Any] = {
             "code": self.code,
             "integration": self.integration,
@@ -165,8 +174,9 @@ class UpstreamHTTPError(UpstreamError):
         self.status = status
         self.body = body
 
+    @property
     def extensions(self) -> dict[str, Any]:
-        return {**super().extensions(), "status": self.status}
+        return {**super().extensions, "status": self.status}
 
 
 class RateLimited(UpstreamHTTPError):
@@ -190,5 +200,6 @@ class UpstreamGraphQLError(UpstreamError):
         super().__init__(message, **kwargs)
         self.errors = tuple(errors)
 
+    @property
     def extensions(self) -> dict[str, Any]:
-        return {**super().extensions(), "upstreamErrors": list(self.errors)}
+        return {**super().extensions, "upstreamErrors": list(self.errors)}

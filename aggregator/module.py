@@ -1,0 +1,170 @@
+"""The module API: integrations registered by id, each call run through its integration's executor.
+
+This is what the GraphQL resolvers call and what a library user imports::
+
+    module = IntegrationModule(load_config("integrations.yaml"))
+    async with module:
+        user = await module.call("users", "getUser", {"id": "42"})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from aggregator.config.models import Config, Integration, Operation
+from aggregator.errors import UnknownOperation
+from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
+from aggregator.resilience.executor import Executor
+from aggregator.resilience.stats import IntegrationStatsSnapshot
+
+
+class Upstream(Protocol):
+    """One kind of upstream (REST, GraphQL): turns params into a request and sends one attempt."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def prepare(
+        self, operation: Operation, params: Mapping[str, Any], *, forwarded_headers: Mapping[str, str] | None
+    ) -> Any: ...
+
+    async def send(self, request: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Health:
+    status: Literal["healthy", "degraded"]
+    open_circuits: tuple[str, ...]
+
+
+class _Entry:
+    __slots__ = ("executor", "integration", "started", "upstream")
+
+    def __init__(self, integration: Integration, upstream: Upstream, executor: Executor) -> None:
+        self.integration = integration
+        self.upstream = upstream
+        self.executor = executor
+        self.started = False
+
+
+def _make_upstream(
+    integration: Integration, *, clock: Clock, transport: httpx.AsyncBaseTransport | None
+) -> Upstream:
+    # Imported here so that a library user of one upstream kind does not import the others.
+    if integration.type == "rest":
+        from aggregator.upstreams.rest import RestUpstream
+
+        return RestUpstream(integration, transport=transport, clock=clock)
+    if integration.type == "graphql":
+        from aggregator.upstreams.graphql import GraphQLUpstream
+
+        return GraphQLUpstream(integration, transport=transport, clock=clock)
+    raise ValueError(f"integration {integration.id!r}: type {integration.type!r} is not supported yet")
+
+
+class IntegrationModule:
+    """Integrations by id, their upstream clients and executors; start() before calls, stop() after."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._clock = clock
+        self._transport = transport
+        self._entries: dict[str, _Entry] = {}
+        self._running = False
+        for integration in (config.integrations.values() if config else ()):
+            self.register(integration)
+
+    def register(self, integration: Integration) -> None:
+        """Add an integration; one registered while running starts on its first call."""
+        if integration.id in self._entries:
+            raise ValueError(f"integration {integration.id!r} is already registered")
+        upstream = _make_upstream(integration, clock=self._clock, transport=self._transport)
+        executor = Executor(
+            integration.id,
+            retry=integration.retry,
+            breaker=integration.circuit_breaker,
+            max_concurrency=integration.max_concurrency,
+            clock=self._clock,
+        )
+        self._entries[integration.id] = _Entry(integration, upstream, executor)
+
+    @property
+    def integrations(self) -> Mapping[str, Integration]:
+        return {key: entry.integration for key, entry in self._entries.items()}
+
+    async def start(self) -> None:
+        self._running = True
+        for entry in self._entries.values():
+            await self._start(entry)
+
+    async def stop(self) -> None:
+        self._running = False
+        for entry in self._entries.values():
+            if entry.started:
+                entry.started = False
+                await entry.upstream.stop()
+
+    async def __aenter__(self) -> IntegrationModule:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _start(self, entry: _Entry) -> None:
+        if not entry.started:
+            entry.started = True
+            await entry.upstream.start()
+
+    async def call(
+        self,
+        integration_id: str,
+        operation: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Call one operation through the resilient executor; ``headers`` are the incoming request's,
+        of which the integration's ``forward_headers`` reach the upstream."""
+        entry = self._entries.get(integration_id)
+        op = entry.integration.operations.get(operation) if entry else None
+        if entry is None or op is None:
+            raise UnknownOperation(f"no operation {operation!r} in integration {integration_id!r}")
+        if not entry.started:
+            if not self._running:
+                raise RuntimeError("IntegrationModule.start() must be awaited before calls")
+            await self._start(entry)
+        request = entry.upstream.prepare(op, params or {}, forwarded_headers=headers)
+        send = entry.upstream.send
+        return await entry.executor.run(
+            op.id, lambda: send(request), timeout=op.timeout, idempotent=request.idempotent
+        )
+
+    def stats(self, integration_id: str) -> IntegrationStatsSnapshot:
+        entry = self._entries.get(integration_id)
+        if entry is None:
+            raise UnknownOperation(f"no integration {integration_id!r}")
+        return entry.executor.snapshot()
+
+    def all_stats(self) -> list[IntegrationStatsSnapshot]:
+        return [entry.executor.snapshot() for entry in self._entries.values()]
+
+    def health(self) -> Health:
+        """Healthy when every breaker is closed; otherwise degraded, naming the integrations that are not."""
+        not_closed = tuple(
+            key for key, entry in self._entries.items() if entry.executor.breaker.state != "closed"
+        )
+        return Health("degraded" if not_closed else "healthy", not_closed)

@@ -1,0 +1,244 @@
+"""Build the Strawberry schema from the config.
+
+Strawberry generates the types, the SDL, validation and execution. Field resolution is set directly on
+the graphql-core fields after the build: upstream JSON stays plain dicts (no copying into dataclasses)
+and operation fields call the module with the arguments graphql-core has already coerced. Both are on
+the hot path of every request.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import strawberry
+from graphql import GraphQLError, GraphQLInputObjectType, GraphQLObjectType, GraphQLResolveInfo
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from aggregator.config.models import Config, Integration, ObjectType, Operation, TypeExpr
+from aggregator.errors import CallError, UpstreamError
+from aggregator.module import IntegrationModule
+from aggregator.schema.limits import max_fields_rule
+from aggregator.schema.scalars import JSON, DateTime
+from aggregator.schema.stats import IntegrationStats, to_graphql
+
+log = logging.getLogger("aggregator.graphql")
+
+_SCALARS: Mapping[str, Any] = {
+    "ID": strawberry.ID,
+    "String": str,
+    "Int": int,
+    "Float": float,
+    "Boolean": bool,
+    "JSON": JSON,
+    "DateTime": DateTime,
+}
+# Bounded: the set of distinct query texts reaching a public endpoint is not trusted.
+_CACHE_SIZE = 1024
+
+
+@dataclass
+class RequestContext:
+    """What a resolver knows of the incoming HTTP request."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    request_id: str = ""
+
+
+def _python_type(expr: TypeExpr, named: Mapping[str, type]) -> Any:
+    if expr.of is not None:
+        inner: Any = list[_python_type(expr.of, named)]  # type: ignore[misc]
+    else:
+        inner = _SCALARS.get(str(expr.name)) or named[str(expr.name)]
+    return inner if expr.non_null else inner | None
+
+
+def _attr(index: int) -> str:
+    # Neutral Python names: config field names may be keywords or clash with dataclass internals.
+    return f"f{index}"
+
+
+def _make_classes(types: Mapping[str, ObjectType], suffix: str) -> dict[str, type]:
+    # All classes exist before any is filled so that types can refer to each other in cycles.
+    return {name: type(name + suffix, (), {"__module__": __name__}) for name in types}
+
+
+def _fill(cls: type, obj: ObjectType, named: Mapping[str, type], *, is_input: bool) -> None:
+    annotations: dict[str, Any] = {}
+    for index, (field_name, expr) in enumerate(obj.fields.items()):
+        attr = _attr(index)
+        annotations[attr] = _python_type(expr, named)
+        default = strawberry.UNSET if is_input else None
+        setattr(cls, attr, strawberry.field(name=field_name, default=default))
+    cls.__annotations__ = annotations
+
+
+def _param_type_names(config: Config) -> set[str]:
+    """Object types used as argument types: they also need an input type."""
+    used: set[str] = set()
+    pending = [p.type.named for i in config.integrations.values() for o in i.operations.values() for p in o.params]
+    while pending:
+        name = pending.pop()
+        if name in config.types and name not in used:
+            used.add(name)
+            pending.extend(expr.named for expr in config.types[name].fields.values())
+    return used
+
+
+def _resolver_stub(op: Operation, inputs: Mapping[str, type], outputs: Mapping[str, type]) -> Callable[..., Any]:
+    """A function whose signature tells Strawberry the field's arguments and type.
+
+    It is never called: the real resolver is set on the graphql-core field after the build.
+    """
+
+    def stub(**_: Any) -> None:  # pragma: no cover - replaced before any execution
+        raise AssertionError("resolver stub called")
+
+    parameters = []
+    for index, param in enumerate(op.params):
+        annotation = Annotated[_python_type(param.type, inputs), strawberry.argument(name=param.name)]
+        default = inspect.Parameter.empty if param.required else None
+        parameters.append(
+            inspect.Parameter(f"arg{index}", inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+        )
+    returns = _python_type(TypeExpr(name=op.returns.name, of=op.returns.of, non_null=False), outputs)
+    stub.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
+    stub.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
+    return stub
+
+
+def _operation_resolver(module: IntegrationModule, integration: Integration, op: Operation) -> Callable[..., Any]:
+    integration_id, operation_id = integration.id, op.id
+
+    async def resolve(_root: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+        context = info.context
+        headers = context.headers if isinstance(context, RequestContext) else None
+        # An AggregatorError propagates as is: graphql-core takes its message and `extensions` dict.
+        return await module.call(integration_id, operation_id, args, headers=headers)
+
+    return resolve
+
+
+def _dict_resolver(key: str) -> Callable[..., Any]:
+    def resolve(source: Any, _info: GraphQLResolveInfo, **_: Any) -> Any:
+        # An upstream that sends a list or a scalar where an object was declared yields nulls, not a crash.
+        return source.get(key) if isinstance(source, dict) else None
+
+    return resolve
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        # Strawberry logs every error with a traceback at ERROR; most are expected here.
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, UpstreamError):
+                log.warning(
+                    "upstream call failed",
+                    extra={"path": error.path, **original.extensions, "error": original.detail},
+                )
+            elif original is None or isinstance(original, CallError):
+                log.debug("request error: %s", error.message)
+            else:
+                log.error("resolver failed at %s", error.path, exc_info=original)
+
+
+def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema:
+    """The gateway's schema: one field per operation, the config's types, and ``integrationStats``."""
+    outputs = _make_classes(config.types, "")
+    input_names = _param_type_names(config)
+    inputs = _make_classes({n: config.types[n] for n in input_names}, "Input")
+    for name, cls in outputs.items():
+        _fill(cls, config.types[name], outputs, is_input=False)
+        strawberry.type(cls, description=config.types[name].description or None)
+    for name, cls in inputs.items():
+        _fill(cls, config.types[name], inputs, is_input=True)
+        strawberry.input(cls)
+
+    roots: dict[str, dict[str, Any]] = {"query": {}, "mutation": {}}
+    bindings: dict[tuple[str, str], Callable[..., Any]] = {}
+    for integration in config.integrations.values():
+        for op in integration.operations.values():
+            stub = _resolver_stub(op, inputs, outputs)
+            description = op.description or integration.description or None
+            roots[op.kind][op.field] = strawberry.field(resolver=stub, name=op.field, description=description)
+            bindings[(op.kind, op.field)] = _operation_resolver(module, integration, op)
+
+    types = {i.id: i.type for i in config.integrations.values()}
+
+    def integration_stats(arg0: Annotated[str | None, strawberry.argument(name="id")] = None) -> list[IntegrationStats]:
+        if arg0 is None:
+            snapshots = module.all_stats()
+        elif arg0 not in types:
+            raise CallError(f"no integration {arg0!r}; known: {', '.join(sorted(types)) or 'none'}")
+        else:
+            snapshots = [module.stats(arg0)]
+        return [to_graphql(s, types[s.integration_id]) for s in snapshots]
+
+    roots["query"]["integrationStats"] = strawberry.field(
+        resolver=integration_stats,
+        name="integrationStats",
+        description="Breaker state, counters and latency of every integration, or of the one named.",
+    )
+
+    def root_type(name: str, fields: dict[str, Any]) -> type | None:
+        if not fields:
+            return None
+        cls = type(name, (), {"__module__": __name__, **fields})
+        return strawberry.type(cls)
+
+    server = config.server
+    extensions: list[type[SchemaExtension] | SchemaExtension] = [
+        ParserCache(maxsize=_CACHE_SIZE),
+        ValidationCache(maxsize=_CACHE_SIZE),
+        QueryDepthLimiter(max_depth=server.max_depth),
+        AddValidationRules([max_fields_rule(server.max_aliases)]),
+    ]
+    if not server.introspection:
+        extensions.append(DisableIntrospection)
+    schema = _Schema(
+        query=root_type("Query", roots["query"]),  # type: ignore[arg-type]
+        mutation=root_type("Mutation", roots["mutation"]),
+        extensions=extensions,
+    )
+    _bind(schema, outputs, inputs, bindings)
+    return schema
+
+
+def _bind(
+    schema: strawberry.Schema,
+    outputs: Mapping[str, type],
+    inputs: Mapping[str, type],
+    bindings: Mapping[tuple[str, str], Callable[..., Any]],
+) -> None:
+    core = schema._schema
+    for name in outputs:
+        gql_type = core.type_map[name]
+        assert isinstance(gql_type, GraphQLObjectType)
+        for field_name, gql_field in gql_type.fields.items():
+            gql_field.resolve = _dict_resolver(field_name)
+    for name in inputs:
+        gql_input = core.type_map[name + "Input"]
+        assert isinstance(gql_input, GraphQLInputObjectType)
+        # Upstreams want plain JSON objects keyed by the declared names, not Strawberry instances.
+        gql_input.out_type = GraphQLInputObjectType.out_type  # type: ignore[method-assign]
+        for input_field in gql_input.fields.values():
+            input_field.out_name = None
+    for (kind, field_name), resolve in bindings.items():
+        root = core.query_type if kind == "query" else core.mutation_type
+        assert root is not None
+        root.fields[field_name].resolve = resolve
+
+
+__all__ = ["RequestContext", "build_schema"]

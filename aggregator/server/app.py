@@ -1,0 +1,77 @@
+"""The Starlette application: ``/graphql``, GraphiQL, ``/healthz`` and ``/readyz``.
+
+The schema is built once here; the module's upstream clients start with the app and close with it.
+Set ``app.state.draining = True`` when shutdown begins (the CLI does on SIGTERM) so that ``/readyz``
+turns 503 and a load balancer stops sending new requests while in-flight ones finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from aggregator.config.models import Config
+from aggregator.module import IntegrationModule
+from aggregator.schema import build_schema
+from aggregator.server.graphiql import graphiql_html, graphiql_routes
+from aggregator.server.views import GraphQLEndpoint
+
+
+def create_app(config: Config, *, module: IntegrationModule | None = None) -> Starlette:
+    """The gateway for ``config``; pass a ``module`` to share one (tests, embedding), else one is made."""
+    module = module or IntegrationModule(config)
+    schema = build_schema(config, module)
+    server = config.server
+    endpoint = GraphQLEndpoint(schema, server, graphiql_html("/graphql") if server.graphiql else None)
+
+    async def healthz(_: Request) -> JSONResponse:
+        health = module.health()
+        return JSONResponse({"status": health.status, "openCircuits": list(health.open_circuits)})
+
+    async def readyz(request: Request) -> JSONResponse:
+        state = request.app.state
+        if state.ready and not state.draining:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "draining" if state.draining else "starting"}, status_code=503)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await module.start()
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            app.state.draining = True
+            await module.stop()
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", endpoint.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    if server.graphiql:
+        routes.extend(graphiql_routes())
+    middleware = []
+    if server.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(server.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["content-type", "authorization", "x-request-id"],
+            )
+        )
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.ready = False
+    app.state.draining = False
+    app.state.module = module
+    app.state.schema = schema
+    return app
