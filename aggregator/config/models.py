@@ -169,6 +169,9 @@ class Operation:
     # GraphQL upstreams only: the document sent and the dotted path selected out of `data`.
     document: str = ""
     select: str | None = None
+    operation_name: str | None = None
+    # False when `returns` was left out (JSON): a GraphQL upstream with a known schema may derive it.
+    returns_declared: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,8 @@ class Integration:
     circuit_breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     forward_headers: tuple[str, ...] = ()
     operations: Mapping[str, Operation] = field(default_factory=_frozen_map)
+    # GraphQL upstreams only: the upstream's SDL file from `schema:`, resolved against the config's folder.
+    schema_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,7 @@ class ObjectType:
     name: str
     fields: Mapping[str, TypeExpr]
     description: str = ""
+    field_descriptions: Mapping[str, str] = field(default_factory=_frozen_map)
 
 
 @dataclass(frozen=True)

@@ -15,22 +15,24 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import strawberry
-from graphql import GraphQLError, GraphQLInputObjectType, GraphQLObjectType, GraphQLResolveInfo
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    NoSchemaIntrospectionCustomRule,
 )
+from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions.query_depth_limiter import create_validator as create_depth_validator
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from aggregator.config.models import Config, Integration, ObjectType, Operation, TypeExpr
 from aggregator.errors import CallError, UpstreamError
 from aggregator.module import IntegrationModule
 from aggregator.schema.limits import max_fields_rule
-from aggregator.schema.scalars import JSON, DateTime
+from aggregator.schema.scalars import JSON, SCALAR_MAP, DateTime
 from aggregator.schema.stats import IntegrationStats, to_graphql
 
 log = logging.getLogger("aggregator.graphql")
@@ -145,8 +147,11 @@ class _Schema(strawberry.Schema):
             original = error.original_error
             if isinstance(original, UpstreamError):
                 log.warning(
-                    "upstream call failed",
-                    extra={"path": error.path, **original.extensions, "error": original.detail},
+                    "upstream call failed: %s (%s after %d attempt(s))",
+                    original,
+                    original.code,
+                    original.attempts,
+                    extra={"graphql_path": error.path, "upstream": original.extensions},
                 )
             elif original is None or isinstance(original, CallError):
                 log.debug("request error: %s", error.message)
@@ -199,18 +204,24 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
         return strawberry.type(cls)
 
     server = config.server
-    extensions: list[type[SchemaExtension] | SchemaExtension] = [
-        ParserCache(maxsize=_CACHE_SIZE),
-        ValidationCache(maxsize=_CACHE_SIZE),
-        QueryDepthLimiter(max_depth=server.max_depth),
-        AddValidationRules([max_fields_rule(server.max_aliases)]),
+    # The rule classes are made once: the validation cache is keyed by them, so a class made per
+    # request (as QueryDepthLimiter does) would make every request a cache miss.
+    rules: list[type[ASTValidationRule]] = [
+        create_depth_validator(server.max_depth, should_ignore=None),
+        max_fields_rule(server.max_aliases),
     ]
     if not server.introspection:
-        extensions.append(DisableIntrospection)
+        rules.append(NoSchemaIntrospectionCustomRule)
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: ParserCache(maxsize=_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=_CACHE_SIZE),
+        lambda: AddValidationRules(rules),
+    ]
     schema = _Schema(
         query=root_type("Query", roots["query"]),  # type: ignore[arg-type]
         mutation=root_type("Mutation", roots["mutation"]),
-        extensions=extensions,
+        extensions=extensions,  # type: ignore[arg-type]
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
     _bind(schema, outputs, inputs, bindings)
     return schema

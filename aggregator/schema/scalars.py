@@ -8,7 +8,7 @@ from typing import Any, NewType
 import strawberry
 from strawberry.scalars import JSON
 
-__all__ = ["JSON", "DateTime", "from_epoch"]
+__all__ = ["JSON", "SCALAR_MAP", "DateTime", "from_epoch"]
 
 
 def _serialize_datetime(value: Any) -> str:
@@ -30,13 +30,16 @@ def _parse_datetime(value: Any) -> str:
     return value
 
 
-DateTime = strawberry.scalar(
-    NewType("DateTime", str),
-    name="DateTime",
-    description="An ISO 8601 date and time, passed to and from upstreams as a string.",
-    serialize=_serialize_datetime,
-    parse_value=_parse_datetime,
-)
+DateTime = NewType("DateTime", str)
+
+SCALAR_MAP = {
+    DateTime: strawberry.scalar(
+        name="DateTime",
+        description="An ISO 8601 date and time, passed to and from upstreams as a string.",
+        serialize=_serialize_datetime,
+        parse_value=_parse_datetime,
+    )
+}
 
 
 def from_epoch(seconds: float | None) -> datetime | None:

@@ -22,7 +22,8 @@ import strawberry
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from strawberry.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from aggregator.config.models import ServerConfig

@@ -1,0 +1,38 @@
+# One-command entry points; each creates .venv and installs what it needs, quickly when already done.
+#   make demo   install, then run the bundled demo (GraphiQL on http://127.0.0.1:8000/graphql)
+#   make test   install, then lint (ruff) and run the whole test suite
+#   make lint   install, then ruff (check + format check) and mypy --strict
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Written after a successful install; pyproject.toml changing makes it stale, so deps are re-installed.
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# The asset fetcher is idempotent (it checks the pinned versions are in place), so it always runs.
+install: $(STAMP)
+	$(BIN)/python -m aggregator.server.assets
+
+demo: install
+	$(BIN)/aggregator demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) aggregator/server/static/graphiql

@@ -1,0 +1,63 @@
+"""The configuration: ``load(path)`` / ``loads(text)`` read integrations.yaml into frozen models.
+
+A bad file raises one ``ConfigError`` whose ``problems`` list every problem with file, line and key path.
+"""
+
+from aggregator.config.loader import load, loads
+from aggregator.config.models import (
+    IDEMPOTENT_METHODS,
+    JSON_TYPE,
+    SCALARS,
+    ApiKeyAuth,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    BreakerPolicy,
+    Config,
+    FieldKind,
+    HttpMethod,
+    Integration,
+    IntegrationType,
+    Jitter,
+    NoAuth,
+    OAuth2Auth,
+    ObjectType,
+    Operation,
+    Param,
+    ParamLocation,
+    RetryBudget,
+    RetryPolicy,
+    Secret,
+    ServerConfig,
+    TypeExpr,
+)
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "JSON_TYPE",
+    "SCALARS",
+    "ApiKeyAuth",
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "BreakerPolicy",
+    "Config",
+    "FieldKind",
+    "HttpMethod",
+    "Integration",
+    "IntegrationType",
+    "Jitter",
+    "NoAuth",
+    "OAuth2Auth",
+    "ObjectType",
+    "Operation",
+    "Param",
+    "ParamLocation",
+    "RetryBudget",
+    "RetryPolicy",
+    "Secret",
+    "ServerConfig",
+    "TypeExpr",
+    "load",
+    "loads",
+]

@@ -1,0 +1,284 @@
+"""Loads integrations.yaml into a Config: every default applied, every problem of the file reported at once.
+
+``load`` and ``loads`` never let a YAML, graphql-core or OS exception through: whatever is wrong with the
+file ends up as a Problem (file, line, key path, message) in the one ConfigError raised.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TypeVar
+
+from graphql import GraphQLSchema
+
+from aggregator.config.auth import merge_headers, read_auth, read_forward_headers, read_headers
+from aggregator.config.documents import DocumentProblem, load_schema
+from aggregator.config.models import Config, Integration, IntegrationType, ObjectType, Operation, Secret
+from aggregator.config.operations import OperationScope, read_graphql_operation, read_rest_operation
+from aggregator.config.policies import Defaults, breaker_policy, read_defaults, read_server, retry_policy
+from aggregator.config.tree import Node, Reader, child_path, read_yaml
+from aggregator.config.typedefs import read_types
+from aggregator.config.values import (
+    byte_size,
+    choice,
+    duration,
+    http_url,
+    integer,
+    is_name,
+    non_empty_string,
+    string,
+)
+from aggregator.errors import ConfigError, Problem
+
+__all__ = ["load", "loads"]
+
+T = TypeVar("T")
+
+_TOP_KEYS = ("defaults", "types", "integrations", "server")
+_INTEGRATION_KEYS = (
+    "description",
+    "type",
+    "base_url",
+    "auth",
+    "headers",
+    "timeout",
+    "max_concurrency",
+    "max_response_bytes",
+    "retry",
+    "circuit_breaker",
+    "forward_headers",
+    "schema",
+    "operations",
+)
+# Fields of the gateway's own Query type that an operation's field must not take.
+RESERVED_FIELDS = frozenset({"integrationStats"})
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_CONCURRENCY = 100
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+_EXAMPLE = "integrations: {users: {base_url: http://127.0.0.1:9001/api, operations: {...}}}"
+
+
+def load(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Config:
+    """Load the config file at ``path``; raise ConfigError listing every problem in it.
+
+    ``env`` replaces ``os.environ`` for ``${VAR}`` substitution; ``schema:`` paths are relative to the file.
+    """
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(source, 1, "", f"the file is not UTF-8 text ({exc.reason})")]) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError([Problem(source, 0, "", f"cannot read the config file: {reason}")]) from None
+    return loads(text, source, env=env, base_dir=Path(source).parent)
+
+
+def loads(
+    text: str,
+    source: str = "<string>",
+    *,
+    env: Mapping[str, str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Load a config from ``text``; ``source`` names it in problems, ``base_dir`` anchors relative paths."""
+    reader = Reader(source)
+    root = read_yaml(text, reader, os.environ if env is None else env)
+    config = _Loader(reader, Path(base_dir) if base_dir is not None else Path.cwd()).config(root)
+    if reader.problems:
+        raise ConfigError(sorted(reader.problems, key=lambda problem: problem.line))
+    return config
+
+
+def _get(
+    reader: Reader, entries: Mapping[str, Node], key: str, parse: Callable[[object], T], fallback: T
+) -> T:
+    node = entries.get(key)
+    return fallback if node is None else reader.read(node, parse, fallback)
+
+
+class _Loader:
+    def __init__(self, reader: Reader, base_dir: Path) -> None:
+        self.reader = reader
+        self.base_dir = base_dir
+        # GraphQL field name -> the node that claimed it: every operation's field must be unique.
+        self.claimed: dict[str, Node] = {}
+
+    def config(self, root: Node | None) -> Config:
+        reader = self.reader
+        if root is None or root.value is None:
+            if not reader.problems:
+                reader.report_at(1, "", f"the file is empty; it needs integrations:, e.g. {_EXAMPLE}")
+            return Config(source=reader.source)
+        top = reader.fields(root, _TOP_KEYS)
+        types = read_types(reader, top.get("types"))
+        defaults = read_defaults(reader, top.get("defaults"))
+        integrations: dict[str, Integration] = {}
+        entries = reader.mapping(top.get("integrations"))
+        for iid, node in entries.items():
+            integration = self.integration(iid, node, defaults, types)
+            if integration is not None:
+                integrations[iid] = integration
+        if not entries and isinstance(root.value, dict):
+            where = top.get("integrations")
+            line = where.line if where is not None else 1
+            reader.report_at(line, "integrations", f"no integrations; add at least one, e.g. {_EXAMPLE}")
+        return Config(
+            integrations=MappingProxyType(integrations),
+            types=MappingProxyType(types),
+            server=read_server(reader, top.get("server")),
+            source=reader.source,
+            secrets=frozenset(Secret(value) for value in reader.secrets),
+        )
+
+    def integration(
+        self, iid: str, node: Node, defaults: Defaults, types: Mapping[str, ObjectType]
+    ) -> Integration | None:
+        reader = self.reader
+        if not is_name(iid):
+            reader.report(
+                node,
+                f"integration id '{iid}' is not a valid GraphQL name part (it starts field names like "
+                f"{iid}_getUser): use letters, digits and _, not starting with a digit",
+            )
+        if not isinstance(node.value, dict):
+            reader.report(
+                node, "an integration is a mapping, e.g. {base_url: http://host/api, operations: ...}"
+            )
+            return None
+        entries = reader.fields(node, _INTEGRATION_KEYS)
+        kind = self._type(entries.get("type"))
+        if kind is None:
+            return None
+        if "base_url" not in entries:
+            reader.report_at(
+                node.line,
+                child_path(node.path, "base_url"),
+                "is required: the upstream's URL, e.g. http://127.0.0.1:9001/api",
+            )
+        timeout = _get(self.reader, entries, "timeout", duration, defaults.timeout or DEFAULT_TIMEOUT)
+        schema_path, schema = self._schema(entries.get("schema"), kind)
+        return Integration(
+            id=iid,
+            base_url=_get(self.reader, entries, "base_url", http_url, ""),
+            type=kind,
+            description=_get(self.reader, entries, "description", string, ""),
+            auth=read_auth(reader, entries.get("auth")),
+            headers=MappingProxyType(
+                merge_headers(defaults.headers, read_headers(reader, entries.get("headers")))
+            ),
+            timeout=timeout,
+            max_concurrency=_get(
+                reader,
+                entries,
+                "max_concurrency",
+                integer(1),
+                defaults.max_concurrency or DEFAULT_MAX_CONCURRENCY,
+            ),
+            max_response_bytes=_get(
+                reader,
+                entries,
+                "max_response_bytes",
+                byte_size,
+                defaults.max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES,
+            ),
+            retry=retry_policy(reader, entries.get("retry"), defaults.retry),
+            circuit_breaker=breaker_policy(reader, entries.get("circuit_breaker"), defaults.circuit_breaker),
+            forward_headers=read_forward_headers(reader, entries.get("forward_headers")),
+            operations=MappingProxyType(
+                self.operations(
+                    node, entries.get("operations"), OperationScope(iid, types, timeout, schema), kind
+                )
+            ),
+            schema_path=schema_path,
+        )
+
+    def _type(self, node: Node | None) -> IntegrationType | None:
+        """The integration's type; ``None`` when it cannot be loaded (grpc or a bad type, reported)."""
+        if node is None:
+            return "rest"
+        kind = self.reader.read(node, choice("rest", "graphql", "grpc"), None)
+        if kind == "grpc":
+            self.reader.report(node, "type grpc is not supported yet; use rest or graphql")
+        if kind == "rest":
+            return "rest"
+        return "graphql" if kind == "graphql" else None
+
+    def _schema(self, node: Node | None, kind: IntegrationType) -> tuple[str | None, GraphQLSchema | None]:
+        """The `schema:` SDL file of a graphql integration, relative to the config's folder, built."""
+        if node is None:
+            return None, None
+        if kind != "graphql":
+            self.reader.report(node, "schema: is for graphql integrations (type: graphql); remove it")
+            return None, None
+        relative = self.reader.read(node, non_empty_string, "")
+        if not relative:
+            return None, None
+        path = self.base_dir / relative
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            self.reader.report(node, f"cannot read the schema file {str(path)!r}: {reason}")
+            return str(path), None
+        try:
+            return str(path), load_schema(text)
+        except DocumentProblem as problem:
+            for message, line in problem.issues:
+                where = f" (line {line} of {relative})" if line else ""
+                self.reader.report(node, f"{message}{where}")
+            return str(path), None
+
+    def operations(
+        self, integration: Node, node: Node | None, scope: OperationScope, kind: IntegrationType
+    ) -> dict[str, Operation]:
+        reader = self.reader
+        entries = reader.mapping(node)
+        if not entries:
+            line = node.line if node is not None else integration.line
+            reader.report_at(
+                line,
+                child_path(integration.path, "operations"),
+                "an integration needs operations:, a mapping of operation id -> operation",
+            )
+        operations: dict[str, Operation] = {}
+        for oid, op_node in entries.items():
+            if not is_name(oid):
+                reader.report(
+                    op_node,
+                    f"operation id '{oid}' is not a valid GraphQL name part: use letters, digits and _, "
+                    "not starting with a digit",
+                )
+            if not isinstance(op_node.value, dict):
+                reader.report(
+                    op_node, "an operation is a mapping, e.g. {method: GET, path: /users/{id}, params: ...}"
+                )
+                continue
+            read = read_graphql_operation if kind == "graphql" else read_rest_operation
+            operation = read(reader, oid, op_node, scope)
+            self._claim(operation.field, reader.mapping(op_node).get("field", op_node))
+            operations[oid] = operation
+        return operations
+
+    def _claim(self, field: str, node: Node) -> None:
+        """Take a GraphQL field name for one operation; a second taker is a problem."""
+        if field.startswith("__") or not is_name(field):
+            self.reader.report(
+                node, f"field name '{field}' is not a valid GraphQL name (and must not start with __)"
+            )
+        elif field in RESERVED_FIELDS:
+            self.reader.report(
+                node, f"field name '{field}' is a field of the gateway itself; set field: to another name"
+            )
+        elif field in self.claimed:
+            first = self.claimed[field]
+            self.reader.report(
+                node,
+                f"GraphQL field '{field}' is already taken by {first.path} (line {first.line}); "
+                "set field: to another name on one of them",
+            )
+        else:
+            self.claimed[field] = node

@@ -1,0 +1,378 @@
+"""One operation of an integration, REST or GraphQL upstream, with every default resolved.
+
+REST: method, path and params, each param placed in the path, query, a header or the body.
+GraphQL upstream: a document whose variables are exactly the params, its kind taken from the document.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from graphql import GraphQLSchema
+
+from aggregator.config.documents import Document, DocumentProblem, Variable, parse_document
+from aggregator.config.models import (
+    IDEMPOTENT_METHODS,
+    JSON_TYPE,
+    FieldKind,
+    HttpMethod,
+    Operation,
+    Param,
+    ParamLocation,
+    TypeExpr,
+)
+from aggregator.config.tree import Node, Reader
+from aggregator.config.typedefs import input_type, output_type
+from aggregator.config.values import (
+    Invalid,
+    boolean,
+    choice,
+    describe,
+    did_you_mean,
+    duration,
+    is_name,
+    name,
+    non_empty_string,
+    string,
+)
+
+__all__ = ["OperationScope", "read_graphql_operation", "read_rest_operation"]
+
+_COMMON_KEYS = ("description", "params", "returns", "timeout", "idempotent", "kind", "field")
+_REST_KEYS = ("method", "path", *_COMMON_KEYS)
+_GRAPHQL_KEYS = ("document", "operation_name", "select", *_COMMON_KEYS)
+_NOT_REST = {
+    key: f"'{key}' is for operations of graphql integrations (type: graphql); "
+    "a rest operation has method, path, params"
+    for key in ("document", "operation_name", "select")
+}
+_NOT_GRAPHQL = {
+    key: f"'{key}' is for rest operations; "
+    "a graphql operation sends its document: to the integration's base_url"
+    for key in ("method", "path")
+}
+_METHODS: tuple[HttpMethod, ...] = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+_LOCATIONS: tuple[ParamLocation, ...] = ("path", "query", "header", "body")
+_NO_BODY_METHODS = frozenset({"GET", "HEAD"})
+_QUERY_DEFAULT_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_BUILTIN_SCALARS = frozenset({"ID", "String", "Int", "Float", "Boolean"})
+
+
+@dataclass(frozen=True)
+class OperationScope:
+    """What an operation inherits from its integration and the file."""
+
+    integration: str
+    types: Collection[str]
+    timeout: float
+    schema: GraphQLSchema | None = None
+
+
+@dataclass
+class _RawParam:
+    """A param as written: its type and the nodes that say where and what it is."""
+
+    name: str
+    node: Node
+    type: TypeExpr
+    location_node: Node | None
+    description: str
+
+
+def _method(value: object) -> HttpMethod:
+    text = string(value).upper()
+    for method in _METHODS:
+        if method == text:
+            return method
+    raise Invalid(f"unknown HTTP method {value!r}; use one of {', '.join(_METHODS)}")
+
+
+def _location(value: object) -> ParamLocation:
+    for location in _LOCATIONS:
+        if location == value:
+            return location
+    hint = did_you_mean(value, _LOCATIONS) if isinstance(value, str) else ""
+    shown = repr(value) if isinstance(value, str) else describe(value)
+    raise Invalid(f"in: must be one of {', '.join(_LOCATIONS)}; got {shown}{hint}")
+
+
+def _kind(value: object) -> FieldKind:
+    return "mutation" if choice("query", "mutation")(value) == "mutation" else "query"
+
+
+def _path(value: object) -> str:
+    text = string(value)
+    if text and not text.startswith("/"):
+        raise Invalid(f"must start with /, e.g. /users/{{id}}; got {text!r}")
+    if "?" in text or "#" in text:
+        raise Invalid("must not contain ? or #; send query values as params with in: query")
+    if any(ch.isspace() or ord(ch) < 32 for ch in text):
+        raise Invalid("must not contain spaces or control characters")
+    if "{" in _PLACEHOLDER.sub("", text) or "}" in _PLACEHOLDER.sub("", text):
+        raise Invalid(f"has an unmatched {{ or }} in {text!r}; placeholders look like {{id}}")
+    for placeholder in _PLACEHOLDER.findall(text):
+        if not is_name(placeholder):
+            raise Invalid(f"placeholder {{{placeholder}}} is not a valid param name (letters, digits and _)")
+    return text
+
+
+def _select(value: object) -> str:
+    text = non_empty_string(value)
+    if not all(is_name(segment) for segment in text.split(".")):
+        raise Invalid(
+            f"must be a dotted path of field names into data, like product or product.reviews; got {text!r}"
+        )
+    return text
+
+
+class _OperationReader:
+    """The parts every operation shares: description, returns, timeout, field, kind and idempotency."""
+
+    def __init__(
+        self, reader: Reader, oid: str, node: Node, scope: OperationScope, entries: Mapping[str, Node]
+    ):
+        self.reader = reader
+        self.oid = oid
+        self.node = node
+        self.scope = scope
+        self.entries = entries
+
+    def description(self) -> str:
+        node = self.entries.get("description")
+        return self.reader.read(node, string, "") if node is not None else ""
+
+    def returns(self) -> TypeExpr:
+        node = self.entries.get("returns")
+        return (
+            self.reader.read(node, output_type(self.scope.types), JSON_TYPE)
+            if node is not None
+            else JSON_TYPE
+        )
+
+    def timeout(self) -> float:
+        node = self.entries.get("timeout")
+        return (
+            self.reader.read(node, duration, self.scope.timeout) if node is not None else self.scope.timeout
+        )
+
+    def field(self) -> str:
+        node = self.entries.get("field")
+        default = f"{self.scope.integration}_{self.oid}"
+        return self.reader.read(node, name, default) if node is not None else default
+
+    def kind(self, default: FieldKind) -> FieldKind:
+        node = self.entries.get("kind")
+        return self.reader.read(node, _kind, default) if node is not None else default
+
+    def idempotent(self, default: bool) -> bool:
+        node = self.entries.get("idempotent")
+        return self.reader.read(node, boolean, default) if node is not None else default
+
+    def raw_params(
+        self, long_keys: Collection[str], misplaced: Mapping[str, str] | None = None
+    ) -> list[_RawParam]:
+        params: list[_RawParam] = []
+        for pname, pnode in self.reader.mapping(self.entries.get("params")).items():
+            if not is_name(pname) or pname.startswith("__"):
+                self.reader.report(
+                    pnode,
+                    f"'{pname}' is not a valid param name: use letters, digits and _, "
+                    "not starting with a digit",
+                )
+            type_node, location_node, description = pnode, None, ""
+            if isinstance(pnode.value, dict):
+                entries = self.reader.fields(pnode, long_keys, misplaced)
+                if "type" not in entries:
+                    self.reader.report(
+                        pnode, 'a param in long form needs a type, e.g. {type: "ID!", in: query}'
+                    )
+                    continue
+                type_node, location_node = entries["type"], entries.get("in")
+                if "description" in entries:
+                    description = self.reader.read(entries["description"], string, "")
+            ptype = self.reader.read(type_node, input_type(self.scope.types), JSON_TYPE)
+            params.append(_RawParam(pname, type_node, ptype, location_node, description))
+        return params
+
+
+def read_rest_operation(reader: Reader, oid: str, node: Node, scope: OperationScope) -> Operation:
+    """A REST operation: method (default GET), path, params placed by the rules of the contract."""
+    entries = reader.fields(node, _REST_KEYS, _NOT_REST)
+    common = _OperationReader(reader, oid, node, scope, entries)
+    method: HttpMethod = reader.read(entries["method"], _method, "GET") if "method" in entries else "GET"
+    path_node = entries.get("path")
+    path = reader.read(path_node, _path, "") if path_node is not None else ""
+    placeholders = set(_PLACEHOLDER.findall(path))
+    params = tuple(
+        _place(reader, raw, method, path, placeholders)
+        for raw in common.raw_params(("type", "in", "description"))
+    )
+    path_params = {param.name for param in params if param.location == "path"}
+    for placeholder in sorted(placeholders - path_params):
+        if path_node is not None and placeholder not in {param.name for param in params}:
+            reader.report(
+                path_node,
+                f'path placeholder {{{placeholder}}} has no param; add params: {{{placeholder}: "ID!"}}',
+            )
+    return Operation(
+        id=oid,
+        method=method,
+        path=path,
+        params=params,
+        returns=common.returns(),
+        returns_declared="returns" in entries,
+        timeout=common.timeout(),
+        idempotent=common.idempotent(method in IDEMPOTENT_METHODS),
+        kind=common.kind("query" if method in ("GET", "HEAD") else "mutation"),
+        field=common.field(),
+        description=common.description(),
+    )
+
+
+def _place(reader: Reader, raw: _RawParam, method: HttpMethod, path: str, placeholders: set[str]) -> Param:
+    """Where a REST param goes: its `in:`, else the path if it has {name}, else query or body by method."""
+    in_path = raw.name in placeholders
+    default: ParamLocation = "path" if in_path else "query" if method in _QUERY_DEFAULT_METHODS else "body"
+    location = default
+    if raw.location_node is not None:
+        location = reader.read(raw.location_node, _location, default)
+        where = raw.location_node
+        if location == "path" and not in_path:
+            reader.report(
+                where,
+                f"param '{raw.name}' is in: path but the path {path!r} has no {{{raw.name}}}; "
+                "add it or use in: query",
+            )
+        elif in_path and location != "path":
+            reader.report(where, f"the path has {{{raw.name}}}, so param '{raw.name}' must be in: path")
+        elif location == "body" and method in _NO_BODY_METHODS:
+            reader.report(where, f"a {method} request has no body; use in: query, or another method")
+    if location == "path" and in_path:
+        if raw.type.is_list:
+            reader.report(
+                raw.node, f"path param '{raw.name}' must be a single value, not a list ({raw.type})"
+            )
+        elif not raw.type.non_null:
+            reader.report(
+                raw.node,
+                f"path param '{raw.name}' must be non-null ({raw.type}!): "
+                "the path cannot be built without it",
+            )
+    return Param(raw.name, raw.type, location, raw.description)
+
+
+def read_graphql_operation(reader: Reader, oid: str, node: Node, scope: OperationScope) -> Operation:
+    """A GraphQL upstream operation: document checked, variables matched to params, kind from the document."""
+    entries = reader.fields(node, _GRAPHQL_KEYS, _NOT_GRAPHQL)
+    common = _OperationReader(reader, oid, node, scope, entries)
+    raw_params = common.raw_params(
+        ("type", "description"),
+        {
+            "in": "'in' is for rest params; "
+            "a graphql param is always sent as the document's variable of that name"
+        },
+    )
+    operation_name = None
+    if "operation_name" in entries:
+        operation_name = reader.read(entries["operation_name"], name, None)
+    document = _document(reader, node, entries.get("document"), operation_name, scope.schema)
+    select = reader.read(entries["select"], _select, None) if "select" in entries else None
+    kind: FieldKind = "query"
+    if document is not None:
+        kind = document.kind
+        _match_variables(reader, entries["document"], document, raw_params)
+        select = _check_select(reader, entries.get("select"), document, select)
+        operation_name = document.operation_name
+    return Operation(
+        id=oid,
+        method="POST",
+        params=tuple(Param(raw.name, raw.type, "body", raw.description) for raw in raw_params),
+        returns=common.returns(),
+        returns_declared="returns" in entries,
+        timeout=common.timeout(),
+        idempotent=common.idempotent(kind == "query"),
+        kind=common.kind(kind),
+        field=common.field(),
+        description=common.description(),
+        document=document_text(entries.get("document")),
+        select=select,
+        operation_name=operation_name,
+    )
+
+
+def document_text(node: Node | None) -> str:
+    return node.value if node is not None and isinstance(node.value, str) else ""
+
+
+def _document(
+    reader: Reader,
+    node: Node,
+    doc_node: Node | None,
+    operation_name: str | None,
+    schema: GraphQLSchema | None,
+) -> Document | None:
+    if doc_node is None:
+        reader.report(
+            node,
+            "a graphql operation needs a document:, "
+            "e.g. document: query Product($id: ID!) { product(id: $id) { id } }",
+        )
+        return None
+    text = reader.read(doc_node, non_empty_string, "")
+    if not text:
+        return None
+    try:
+        return parse_document(text, operation_name, schema)
+    except DocumentProblem as problem:
+        # A block scalar (`document: |`) starts on the line after its key.
+        first = doc_node.start + (1 if doc_node.style in ("|", ">") else 0)
+        for message, line in problem.issues:
+            reader.report_at(doc_node.line if line is None else first + line - 1, doc_node.path, message)
+        return None
+
+
+def _match_variables(reader: Reader, doc_node: Node, document: Document, params: list[_RawParam]) -> None:
+    by_name = {raw.name: raw for raw in params}
+    for var, variable in document.variables.items():
+        raw = by_name.get(var)
+        if raw is None:
+            reader.report(doc_node, f'variable ${var} has no param; add params: {{{var}: "{variable.type}"}}')
+        elif (mismatch := _mismatch(var, raw.type, variable)) is not None:
+            reader.report(raw.node, mismatch)
+    for raw in params:
+        if raw.name not in document.variables:
+            reader.report(
+                raw.node,
+                f"param '{raw.name}' is not a variable of the document; use it as ${raw.name} or remove it",
+            )
+
+
+def _mismatch(var: str, param: TypeExpr, variable: Variable) -> str | None:
+    """Why a param cannot feed its variable, when that is certain without the upstream's schema."""
+    wanted = variable.type
+    if (
+        wanted.named in _BUILTIN_SCALARS
+        and param.named != "JSON"
+        and str(param).replace("!", "") != str(wanted).replace("!", "")
+    ):
+        return f'param type {param} does not match ${var}: {wanted}; declare the param as "{wanted}"'
+    if wanted.non_null and not variable.has_default and not param.non_null:
+        return f'${var} is required ({wanted}) but the param is optional ({param}); declare it as "{param}!"'
+    return None
+
+
+def _check_select(
+    reader: Reader, select_node: Node | None, document: Document, select: str | None
+) -> str | None:
+    """The checked `select:`; when left out, the only root field if there is exactly one, else all of data."""
+    if select is None or select_node is None:
+        keys = document.root_keys()
+        return keys[0] if keys is not None and len(keys) == 1 else None
+    try:
+        document.check_select(select)
+    except DocumentProblem as problem:
+        reader.report(select_node, str(problem))
+    return select

@@ -1,0 +1,153 @@
+"""The `types:` section and the type checks of `returns` and params against it.
+
+Named types become GraphQL object types, so their names must be valid, must not shadow a scalar or a
+type the gateway defines itself, and every field must name a known type. Cycles (``User.friends:
+[User]``) are fine: GraphQL output types may refer to each other; only a loop of non-null fields,
+which no finite upstream answer could fill, is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from types import MappingProxyType
+
+from aggregator.config.models import SCALARS, ObjectType, TypeExpr
+from aggregator.config.tree import Node, Reader
+from aggregator.config.values import Invalid, did_you_mean, is_name, string, type_expr
+
+__all__ = ["RESERVED_TYPE_NAMES", "input_type", "output_type", "read_types"]
+
+# Types the gateway's own schema defines; a user type of the same name would clash with them.
+RESERVED_TYPE_NAMES: frozenset[str] = frozenset(
+    {"Query", "Mutation", "Subscription", "IntegrationStats", "CircuitState"}
+)
+_FIELD_KEYS = ("type", "description")
+
+
+def output_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
+    """A parser for a type that a field returns: a scalar or a name from ``types:``, in any list shape."""
+
+    def parse(value: object) -> TypeExpr:
+        expr = type_expr(value)
+        if expr.named not in SCALARS and expr.named not in known:
+            raise Invalid(
+                f"names no type: '{expr.named}' is neither a scalar ({', '.join(sorted(SCALARS))}) "
+                f"nor a name in types:{did_you_mean(expr.named, [*SCALARS, *known])}"
+            )
+        return expr
+
+    return parse
+
+
+def input_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
+    """A parser for a param's type: GraphQL arguments can only be scalars or lists of them."""
+
+    def parse(value: object) -> TypeExpr:
+        expr = type_expr(value)
+        if expr.named in known:
+            raise Invalid(
+                f"'{expr.named}' is an object type, which GraphQL does not allow as an argument; "
+                "use a scalar, or JSON for structured input"
+            )
+        if expr.named not in SCALARS:
+            raise Invalid(
+                f"'{expr.named}' is not a scalar ({', '.join(sorted(SCALARS))})"
+                f"{did_you_mean(expr.named, SCALARS)}"
+            )
+        return expr
+
+    return parse
+
+
+def read_types(reader: Reader, node: Node | None) -> dict[str, ObjectType]:
+    """Every named type of ``types:``; names are collected first so that fields may refer forward."""
+    entries = reader.mapping(node)
+    for type_name, type_node in entries.items():
+        _check_type_name(reader, type_name, type_node)
+    known = frozenset(entries)
+    types: dict[str, ObjectType] = {}
+    for type_name, type_node in entries.items():
+        fields, descriptions = _read_fields(reader, type_node, known)
+        types[type_name] = ObjectType(
+            type_name, MappingProxyType(fields), field_descriptions=MappingProxyType(descriptions)
+        )
+    _check_required_cycles(reader, entries, types)
+    return types
+
+
+def _check_required_cycles(reader: Reader, entries: dict[str, Node], types: dict[str, ObjectType]) -> None:
+    """Refuse a loop of non-null object fields (``User.self: User!``): no finite answer can fill it.
+
+    Nullable fields and lists end such a loop (null or an empty list is a valid answer), so ordinary
+    cycles like ``User.friends: [User]`` pass.
+    """
+    required = {
+        name: [f for f, t in object_type.fields.items() if t.non_null and not t.is_list and t.named in types]
+        for name, object_type in types.items()
+    }
+    done: set[str] = set()
+
+    def visit(type_name: str, trail: list[str]) -> None:
+        for field_name in required[type_name]:
+            target = types[type_name].fields[field_name].named
+            step = f"{type_name}.{field_name}"
+            if target in trail:
+                loop = " -> ".join([*trail[trail.index(target) :], target])
+                field_node = reader.mapping(entries[type_name]).get(field_name, entries[type_name])
+                reader.report(
+                    field_node,
+                    f"{step} closes a loop of non-null fields ({loop}) that no finite answer can fill; "
+                    "make one field of the loop nullable (drop its !)",
+                )
+            elif target not in done:
+                visit(target, [*trail, target])
+        done.add(type_name)
+
+    for type_name in types:
+        if type_name not in done:
+            visit(type_name, [type_name])
+
+
+def _check_type_name(reader: Reader, type_name: str, node: Node) -> None:
+    if not is_name(type_name) or type_name.startswith("__"):
+        reader.report(
+            node,
+            f"'{type_name}' is not a valid GraphQL type name: use letters, digits and _, "
+            "not starting with a digit or __",
+        )
+    elif type_name in SCALARS:
+        reader.report(node, f"'{type_name}' is a built-in scalar; give your type another name")
+    elif type_name in RESERVED_TYPE_NAMES:
+        reader.report(
+            node, f"'{type_name}' is a type of the gateway's own schema; give your type another name"
+        )
+
+
+def _read_fields(
+    reader: Reader, node: Node, known: Collection[str]
+) -> tuple[dict[str, TypeExpr], dict[str, str]]:
+    entries = reader.mapping(node)
+    if not entries and isinstance(node.value, dict | None):
+        reader.report(node, "a type needs at least one field, e.g. {id: ID!, name: String}")
+    fields: dict[str, TypeExpr] = {}
+    descriptions: dict[str, str] = {}
+    for field_name, field_node in entries.items():
+        if not is_name(field_name) or field_name.startswith("__"):
+            reader.report(
+                field_node,
+                f"'{field_name}' is not a valid GraphQL field name: use letters, digits and _, "
+                "not starting with a digit or __",
+            )
+        type_node = field_node
+        if isinstance(field_node.value, dict):
+            long_form = reader.fields(field_node, _FIELD_KEYS)
+            if "description" in long_form:
+                descriptions[field_name] = reader.read(long_form["description"], string, "")
+            if "type" not in long_form:
+                reader.report(
+                    field_node, "a field in long form needs a type: {type: String, description: ...}"
+                )
+                continue
+            type_node = long_form["type"]
+        fields[field_name] = reader.read(type_node, output_type(known), TypeExpr(name="JSON"))
+    return fields, descriptions

@@ -1,0 +1,1 @@
+"""The HTTP side: the Starlette app serving /graphql, health probes and GraphiQL."""

@@ -1,0 +1,319 @@
+"""REST upstreams: an operation and its params become one HTTP request; one attempt becomes a value.
+
+``prepare`` is pure and synchronous: it validates the params and places them (path, query, header,
+body). ``send`` makes exactly one attempt on the integration's shared client; retries, the breaker
+and the attempt timeout belong to the executor around it.
+
+Decisions where the issue is silent:
+
+- Credentials are applied in ``send``, on every attempt, so a refreshed OAuth2 token is used by the
+  attempt after a 401 and by executor retries. Header precedence, lowest first: integration
+  ``headers``, header params, ``auth``, forwarded headers (listing a header in ``forward_headers`` is
+  the explicit "forwarded wins"; auth still applies when the incoming request lacks it).
+  ``X-Request-Id`` is always forwarded.
+- Redirects are not followed (credentials must not travel to another host): a 3xx answer is an
+  UpstreamHTTPError carrying its status, which the breaker counts as the upstream being healthy.
+- A 2xx answer is decoded as JSON. An empty body, 204, 205 or a HEAD request give None. A body that
+  is not JSON is UpstreamBadResponse if it was declared JSON or the operation returns anything but a
+  string-like scalar (String, ID, DateTime, JSON); otherwise it is returned as text.
+- Path values are percent-encoded whole (``quote(value, safe="")``); a value that is exactly ``.``
+  or ``..`` is sent as ``%2E``/``%2E%2E`` and an empty value is refused, so no value can change the
+  path's shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+import httpx
+import orjson
+
+from aggregator.auth import build_authenticator
+from aggregator.config.models import Integration, Operation, Param, Secret, TypeExpr
+from aggregator.errors import InvalidParams, UpstreamBadResponse, UpstreamError
+from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
+from aggregator.upstreams.http import (
+    build_client,
+    error_for_status,
+    error_for_transport,
+    read_bounded,
+    read_prefix,
+    set_header,
+)
+
+__all__ = ["REQUEST_ID_HEADER", "RestRequest", "RestUpstream"]
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+_PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
+_DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+_LINE_BREAKS = re.compile(r"[\r\n\0]")
+# Connection-level headers describe the incoming connection, not the upstream call.
+_NOT_FORWARDABLE = frozenset(
+    {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+# Forwarded headers whose values are redacted from errors: credentials by name.
+_CREDENTIAL_HINTS = ("authorization", "cookie", "token", "key", "secret", "session", "password")
+_TEXT_SCALARS = frozenset({"String", "ID", "DateTime", "JSON"})
+_EMPTY_STATUSES = frozenset({204, 205})
+
+
+@dataclass(frozen=True, slots=True)
+class RestRequest:
+    """One prepared call, without credentials (``send`` adds them per attempt).
+
+    ``forwarded`` holds the lower-cased names of the headers copied from the incoming request.
+    """
+
+    operation: Operation
+    method: str
+    url: str
+    params: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes | None
+    idempotent: bool
+    forwarded: frozenset[str] = frozenset()
+
+
+class RestUpstream:
+    """The HTTP side of one REST integration: one shared client, one authenticator."""
+
+    def __init__(
+        self,
+        integration: Integration,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._integration = integration
+        self._transport = transport
+        self._clock = clock
+        self._client: httpx.AsyncClient | None = None
+        self._auth = build_authenticator(
+            integration.auth, client_factory=self._token_client, clock=clock, timeout=integration.timeout
+        )
+        base, _, base_query = integration.base_url.partition("?")
+        self._base = base.rstrip("/")
+        self._base_query = parse_qsl(base_query, keep_blank_values=True)
+        self._headers = {k: _reveal(v) for k, v in integration.headers.items()}
+        self._header_secrets = frozenset(
+            v.reveal() for v in integration.headers.values() if isinstance(v, Secret)
+        )
+        self._forward = {name.lower() for name in integration.forward_headers} | {REQUEST_ID_HEADER.lower()}
+
+    async def start(self) -> None:
+        """Create the integration's one client: a keep-alive pool as large as its bulkhead."""
+        if self._client is None:
+            self._client = build_client(
+                timeout=self._integration.timeout,
+                max_connections=self._integration.max_concurrency,
+                transport=self._transport,
+            )
+
+    async def stop(self) -> None:
+        """Close the client (and the token endpoint's); a later ``start`` opens fresh ones."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+        await self._auth.aclose()
+
+    def prepare(
+        self,
+        operation: Operation,
+        params: Mapping[str, Any],
+        *,
+        forwarded_headers: Mapping[str, str] | None = None,
+    ) -> RestRequest:
+        """Validate ``params`` and place each one; raises InvalidParams (nothing is sent)."""
+        where = f"{self._integration.id}.{operation.id}"
+        declared = {p.name for p in operation.params}
+        unknown = sorted(name for name in params if name not in declared)
+        if unknown:
+            raise InvalidParams(f"{where}: unknown param(s) {', '.join(unknown)}")
+        missing = [p.name for p in operation.params if p.required and params.get(p.name) is None]
+        if missing:
+            raise InvalidParams(f"{where}: missing required param(s) {', '.join(missing)}")
+
+        path_template, _, fixed_query = operation.path.partition("?")
+        query = [*self._base_query, *parse_qsl(fixed_query, keep_blank_values=True)]
+        headers = dict(self._headers)
+        segments: dict[str, str] = {}
+        body_params: list[Param] = []
+        for param in operation.params:
+            value = params.get(param.name)
+            if param.location == "body":
+                body_params.append(param)
+            elif value is None:
+                continue
+            elif param.location == "path":
+                segments[param.name] = _path_segment(where, param.name, value)
+            elif param.location == "query":
+                query.extend((param.name, _text(item)) for item in _items(value))
+            else:
+                set_header(headers, param.name, _header_value(where, param.name, _text(value)))
+
+        forwarded: set[str] = set()
+        for name, value in (forwarded_headers or {}).items():
+            lowered = name.lower()
+            if lowered in self._forward and lowered not in _NOT_FORWARDABLE:
+                set_header(headers, name, _header_value(where, name, value))
+                forwarded.add(lowered)
+
+        body = _body(where, body_params, params)
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        return RestRequest(
+            operation=operation,
+            method=operation.method,
+            url=self._url(where, path_template, segments),
+            params=query,
+            headers=headers,
+            body=body,
+            idempotent=operation.idempotent or any(k.lower() == "idempotency-key" for k in headers),
+            forwarded=frozenset(forwarded),
+        )
+
+    async def send(self, request: RestRequest) -> Any:
+        """Make one attempt and return the decoded answer (see the module docstring).
+
+        With OAuth2, a 401 to a token we issued refreshes the token and repeats the attempt once.
+        """
+        client = self._client
+        if client is None:
+            raise RuntimeError(f"RestUpstream {self._integration.id!r} is used before start()")
+        try:
+            response, body, sent_headers = await self._exchange(client, request)
+            if response.status_code == 401 and self._auth.invalidate(sent_headers):
+                response, body, sent_headers = await self._exchange(client, request)
+            if not response.is_success:
+                raise error_for_status(response, body, self._secrets(request), now_wall=self._clock.wall())
+            if not body or response.status_code in _EMPTY_STATUSES or request.method == "HEAD":
+                return None
+            return _decode(response, body, request.operation.returns)
+        except UpstreamError as error:
+            error.integration = self._integration.id
+            error.operation = request.operation.id
+            raise
+
+    async def _exchange(
+        self, client: httpx.AsyncClient, request: RestRequest
+    ) -> tuple[httpx.Response, bytes, dict[str, str]]:
+        """One HTTP exchange; the response is closed when this returns, whatever happened."""
+        headers = dict(request.headers)
+        query = list(request.params)
+        names = self._auth.header_names
+        # Credentials that forwarded headers replace entirely are not even fetched.
+        if not names or not names <= request.forwarded:
+            credentials: dict[str, str] = {}
+            await self._auth.apply(credentials, query)
+            for name, value in credentials.items():
+                if name.lower() not in request.forwarded:
+                    set_header(headers, name, value)
+        try:
+            async with client.stream(
+                request.method,
+                request.url,
+                params=tuple(query),
+                headers=headers,
+                content=request.body,
+                timeout=request.operation.timeout,
+            ) as response:
+                if response.is_success:
+                    body = await read_bounded(response, self._integration.max_response_bytes)
+                else:
+                    body = await read_prefix(response)
+        except httpx.RequestError as exc:
+            # Not chained: httpx errors carry the request, whose URL may hold an api key.
+            raise error_for_transport(exc, self._secrets(request)) from None
+        return response, body, headers
+
+    def _url(self, where: str, template: str, segments: Mapping[str, str]) -> str:
+        def fill(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in segments:
+                raise InvalidParams(f"{where}: path param {name} needs a value")
+            return segments[name]
+
+        path = _PLACEHOLDER.sub(fill, template).lstrip("/")
+        return f"{self._base}/{path}" if path else self._base
+
+    def _secrets(self, request: RestRequest) -> frozenset[str]:
+        """What errors must not show: configured credentials, issued tokens, forwarded credentials."""
+        forwarded = set()
+        for name, value in request.headers.items():
+            lowered = name.lower()
+            if lowered in request.forwarded and any(hint in lowered for hint in _CREDENTIAL_HINTS):
+                forwarded |= {value, value.split(" ", 1)[-1]}
+        return self._header_secrets | self._auth.secrets() | forwarded
+
+    def _token_client(self) -> httpx.AsyncClient:
+        # Its own small pool: a token fetch must never queue behind the calls that wait for it.
+        return build_client(timeout=self._integration.timeout, max_connections=4, transport=self._transport)
+
+
+def _reveal(value: str) -> str:
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def _text(value: Any) -> str:
+    """How a scalar travels in a path, query or header: JSON spelling for booleans and containers."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+def _items(value: Any) -> list[Any]:
+    """A query value's items: a list becomes repeated keys; null items are left out like null values."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return [item for item in items if item is not None]
+
+
+def _path_segment(where: str, name: str, value: Any) -> str:
+    text = _text(value)
+    if not text:
+        raise InvalidParams(f"{where}: path param {name} must not be empty")
+    return _DOT_SEGMENTS.get(text) or quote(text, safe="")
+
+
+def _header_value(where: str, name: str, value: str) -> str:
+    if _LINE_BREAKS.search(value):
+        raise InvalidParams(f"{where}: header {name} must not contain a line break")
+    return value
+
+
+def _body(where: str, body_params: list[Param], params: Mapping[str, Any]) -> bytes | None:
+    """One JSON-typed body param is the whole body; otherwise the body params form an object."""
+    if not body_params:
+        return None
+    if len(body_params) == 1 and body_params[0].type.named == "JSON":
+        document = params.get(body_params[0].name)
+        if document is None:
+            return None
+    else:
+        document = {p.name: params[p.name] for p in body_params if params.get(p.name) is not None}
+    try:
+        return orjson.dumps(document)
+    except TypeError:
+        raise InvalidParams(f"{where}: body params cannot be encoded as JSON") from None
+
+
+def _decode(response: httpx.Response, body: bytes, returns: TypeExpr) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        media_type = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        declared_json = media_type == "application/json" or media_type.endswith("+json")
+        if declared_json or returns.is_list or returns.named not in _TEXT_SCALARS:
+            raise UpstreamBadResponse("upstream answer is not valid JSON") from None
+    try:
+        return body.decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", errors="replace")

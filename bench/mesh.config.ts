@@ -1,0 +1,23 @@
+// Mesh Compose config for the benchmark: one supergraph from the REST upstream (through the OpenAPI
+// description it serves) and the GraphQL upstream. bench/run.py runs `mesh-compose -c ../mesh.config.ts`
+// from bench/node with the upstreams up; the output lands there (git-ignored).
+import { defineConfig, loadGraphQLHTTPSubgraph } from '@graphql-mesh/compose-cli';
+import { loadOpenAPISubgraph } from '@omnigraph/openapi';
+
+const REST = process.env.REST_URL || 'http://127.0.0.1:4001';
+const GQL = process.env.GQL_URL || 'http://127.0.0.1:4002/graphql';
+
+export const composeConfig = defineConfig({
+  output: process.env.SUPERGRAPH || 'supergraph.graphql',
+  subgraphs: [
+    {
+      sourceHandler: loadOpenAPISubgraph('Accounts', {
+        source: `${REST}/openapi.json`,
+        endpoint: REST,
+      }),
+    },
+    {
+      sourceHandler: loadGraphQLHTTPSubgraph('Catalog', { endpoint: GQL }),
+    },
+  ],
+});

@@ -1,0 +1,157 @@
+// The benchmark's REST upstream: users with a nested address and orders with a money total, a route
+// that always fails (for the breaker scenario), and its own OpenAPI 3.0 description at /openapi.json.
+// Answers are computed from the id, so every id exists and every target sees the same data.
+// Usage: node rest.mjs [--port 4001] [--latency-ms 0]; `?delayMs=N` on a call overrides the latency.
+import http from 'node:http';
+import { announce, later, options } from './common.mjs';
+
+const { port, latencyMs } = options(4001);
+
+const CITIES = [
+  ['London', 'GB', 'SW1Y 4JH'],
+  ['Arlington', 'US', '22202'],
+  ['Lyon', 'FR', '69002'],
+  ['Osaka', 'JP', '530-0001'],
+];
+const STATUSES = ['PLACED', 'PAID', 'SHIPPED', 'DELIVERED'];
+
+function user(id) {
+  const n = Number.parseInt(id, 10) || 0;
+  const [city, country, zip] = CITIES[n % CITIES.length];
+  return {
+    id,
+    name: `User ${id}`,
+    email: `user${id}@example.com`,
+    address: { street: `${(n % 200) + 1} Main Street`, city, zip, country },
+    tags: n % 2 ? ['admin', 'beta'] : ['beta'],
+    internalScore: n % 97, // undeclared by the gateways: must not be exposed
+  };
+}
+
+function order(id) {
+  const n = Number.parseInt(id, 10) || 0;
+  return {
+    id,
+    userId: String(n % 1000),
+    status: STATUSES[n % STATUSES.length],
+    total: { amount: ((n % 500) * 1.25 + 9.99).toFixed(2), currency: n % 3 ? 'EUR' : 'USD' },
+    items: [
+      { productId: String(n % 50), quantity: (n % 4) + 1 },
+      { productId: String((n + 7) % 50), quantity: 1 },
+    ],
+  };
+}
+
+const delayParam = {
+  name: 'delayMs',
+  in: 'query',
+  required: false,
+  description: 'Answer after this many milliseconds',
+  schema: { type: 'integer' },
+};
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const json = (ref) => ({ content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } });
+const OPENAPI = JSON.stringify({
+  openapi: '3.0.3',
+  info: { title: 'Accounts (benchmark REST upstream)', version: '1.0.0' },
+  servers: [{ url: `http://127.0.0.1:${port}` }],
+  paths: {
+    '/users/{id}': {
+      get: {
+        operationId: 'getUser',
+        parameters: [idParam, delayParam],
+        responses: { 200: { description: 'The user', ...json('User') } },
+      },
+    },
+    '/orders/{id}': {
+      get: {
+        operationId: 'getOrder',
+        parameters: [idParam, delayParam],
+        responses: { 200: { description: 'The order', ...json('Order') } },
+      },
+    },
+    '/broken/{id}': {
+      get: {
+        operationId: 'getBroken',
+        parameters: [idParam],
+        responses: {
+          200: { description: 'Never sent: this route always fails', ...json('User') },
+          503: { description: 'Always', ...json('Problem') },
+        },
+      },
+    },
+  },
+  components: {
+    schemas: {
+      Address: {
+        type: 'object',
+        properties: {
+          street: { type: 'string' },
+          city: { type: 'string' },
+          zip: { type: 'string' },
+          country: { type: 'string' },
+        },
+      },
+      User: {
+        type: 'object',
+        required: ['id'],
+        properties: {
+          id: { type: 'string' },
+          name: { type: 'string' },
+          email: { type: 'string' },
+          address: { $ref: '#/components/schemas/Address' },
+          tags: { type: 'array', items: { type: 'string' } },
+        },
+      },
+      Money: {
+        type: 'object',
+        properties: { amount: { type: 'string' }, currency: { type: 'string' } },
+      },
+      OrderItem: {
+        type: 'object',
+        properties: { productId: { type: 'string' }, quantity: { type: 'integer' } },
+      },
+      Order: {
+        type: 'object',
+        required: ['id'],
+        properties: {
+          id: { type: 'string' },
+          userId: { type: 'string' },
+          status: { type: 'string' },
+          total: { $ref: '#/components/schemas/Money' },
+          items: { type: 'array', items: { $ref: '#/components/schemas/OrderItem' } },
+        },
+      },
+      Problem: { type: 'object', properties: { error: { type: 'string' } } },
+    },
+  },
+});
+
+const ROUTES = [
+  [/^\/users\/([^/]+)$/, user],
+  [/^\/orders\/([^/]+)$/, order],
+];
+
+function send(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+const server = http.createServer((req, res) => {
+  const q = req.url.indexOf('?');
+  const path = q < 0 ? req.url : req.url.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
+  const delay = query.has('delayMs') ? Number(query.get('delayMs')) : latencyMs;
+  if (path === '/openapi.json') return send(res, 200, OPENAPI);
+  if (path === '/healthz') return send(res, 200, '{"status":"ok"}');
+  if (path.startsWith('/broken/')) return send(res, 503, '{"error":"unavailable"}');
+  for (const [pattern, make] of ROUTES) {
+    const match = pattern.exec(path);
+    if (match) {
+      const body = JSON.stringify(make(decodeURIComponent(match[1])));
+      return later(delay, () => send(res, 200, body));
+    }
+  }
+  send(res, 404, '{"error":"not found"}');
+});
+announce(server, 'rest upstream', port);

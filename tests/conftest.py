@@ -1,0 +1,47 @@
+"""Shared fixtures: real loopback upstreams, and RestUpstreams that are always stopped."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from servers import serve_asgi
+from upstream_apps import OAuthServer, behaviour_app
+
+from aggregator.config.models import Integration
+from aggregator.upstreams.rest import RestUpstream
+
+StartUpstream = Callable[..., Awaitable[RestUpstream]]
+
+
+@pytest.fixture(scope="session")
+def behaviour_url() -> Iterator[str]:
+    """The base URL of a shared ``upstream_apps.behaviour_app`` (stateless, so one per session)."""
+    with serve_asgi(behaviour_app()) as url:
+        yield url
+
+
+@pytest.fixture
+def oauth_server() -> Iterator[OAuthServer]:
+    """A fresh token endpoint + protected API per test: its counters start at zero."""
+    server = OAuthServer()
+    with serve_asgi(server.app) as url:
+        server.url = url
+        yield server
+
+
+@pytest.fixture
+async def start_upstream() -> AsyncIterator[StartUpstream]:
+    """``await start_upstream(integration, **kwargs)``: a started RestUpstream, stopped after the test."""
+    started: list[RestUpstream] = []
+
+    async def start(integration: Integration, **kwargs: Any) -> RestUpstream:
+        upstream = RestUpstream(integration, **kwargs)
+        await upstream.start()
+        started.append(upstream)
+        return upstream
+
+    yield start
+    for upstream in started:
+        await upstream.stop()
