@@ -34,6 +34,8 @@ CONFIG_ENV = "AGGREGATOR_CONFIG"
 DEFAULT_CONFIG = "integrations.yaml"
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
+# After SIGTERM/SIGINT, in-flight requests get this long to finish before they are cancelled.
+SHUTDOWN_GRACE_SECONDS = 30
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -56,7 +58,12 @@ def _load(given: str | None) -> Config:
     if path.is_dir():
         raise _Exit(f"{path} is a directory; give the config file itself", EXIT_USAGE)
     if not path.is_file():
-        hint = "" if given else f" (no -c FILE given and ${CONFIG_ENV} is not set)"
+        if given:
+            hint = ""
+        elif os.environ.get(CONFIG_ENV):
+            hint = f" (named by ${CONFIG_ENV})"
+        else:
+            hint = f" (no -c FILE given and ${CONFIG_ENV} is not set)"
         raise _Exit(f"config file not found: {path}{hint}", EXIT_USAGE)
     try:
         return load(path)
@@ -96,10 +103,29 @@ def _quiet_signals() -> None:
         signal.signal(signum, _stop_quietly)
 
 
+class _Gateway(uvicorn.Server):
+    """uvicorn's server, marking the app as draining (``/readyz`` answers 503) once shutdown begins."""
+
+    def __init__(self, app: Starlette, log_level: str) -> None:
+        # loop/http "auto" use uvloop and httptools when installed.
+        config = uvicorn.Config(
+            app,
+            log_level=log_level,
+            loop="auto",
+            http="auto",
+            lifespan="on",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        )
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.state.draining = True
+        super().handle_exit(sig, frame)
+
+
 def _serve(app: Starlette, sock: socket.socket, log_level: str) -> None:
-    # loop/http "auto" use uvloop and httptools when installed.
-    config = uvicorn.Config(app, log_level=log_level, loop="auto", http="auto", lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    _Gateway(app, log_level).run(sockets=[sock])
 
 
 def _create_app(config: Config) -> Starlette:
@@ -132,6 +158,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         log_level=args.log_level,
         loop="auto",
         http="auto",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
 
 

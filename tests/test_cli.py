@@ -9,8 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import takewhile
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from servers import serve_asgi
+from starlette.types import Receive, Scope, Send
 
 from aggregator.config import load
 from aggregator.demo import CONFIG_PATH as DEMO_CONFIG
@@ -37,6 +40,9 @@ integrations:
     auth: {type: bearer, token: "${DEMO_TOKEN_FOR_TEST}"}
     operations:
       getUser: {path: "/users/{id}", params: {id: "ID!"}, returns: User}
+      recommend:
+        path: /recommendations/{userId}
+        params: {userId: "ID!", fail: Float, delayMs: Int}
 """
 
 BAD_CONFIG = """\
@@ -197,6 +203,17 @@ def test_without_c_the_config_comes_from_the_environment_variable(tmp_path: Path
     assert result.returncode == 0, result.stderr
 
 
+def test_a_missing_file_named_by_the_environment_variable_says_so(tmp_path: Path) -> None:
+    """The error names the variable the path came from."""
+    missing = tmp_path / "nowhere.yaml"
+    result = run("check", env={"AGGREGATOR_CONFIG": str(missing)})
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"aggregator check: error: config file not found: {missing} (named by $AGGREGATOR_CONFIG)\n"
+    )
+
+
 def test_without_c_or_the_variable_the_config_is_integrations_yaml_here(tmp_path: Path) -> None:
     """Failing both, ./integrations.yaml is used; its absence is reported with the hint."""
     env = {"AGGREGATOR_CONFIG": "", "DEMO_TOKEN_FOR_TEST": "t"}
@@ -271,6 +288,38 @@ def test_serve_answers_queries_and_stops_cleanly_on_a_signal(
     assert result == {"data": {"users_getUser": {"id": "2", "name": "Grace Hopper"}}}
     assert process.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_serve_lets_an_in_flight_request_finish_on_sigterm(tmp_path: Path, gateway_port: int) -> None:
+    """A query still waiting on its upstream when SIGTERM arrives gets its answer; then exit 0."""
+    arrived = threading.Event()
+    upstream = create_rest_app()
+
+    async def noting_arrivals(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/recommendations"):
+            arrived.set()
+        await upstream(scope, receive, send)
+
+    with serve_asgi(noting_arrivals) as api_url:
+        process = start(
+            "serve",
+            "-c",
+            str(good_config(tmp_path, api_url)),
+            "--port",
+            str(gateway_port),
+            env={"DEMO_TOKEN_FOR_TEST": DEMO_TOKEN},
+        )
+        base_url = f"http://127.0.0.1:{gateway_port}"
+        wait_ready(process, base_url)
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(query, base_url, '{ users_recommend(userId: "3", fail: 0, delayMs: 1000) }')
+            assert arrived.wait(READY_SECONDS)
+            _, err = stop(process)
+            result = answer.result(timeout=READY_SECONDS)
+    data = result["data"]
+    assert isinstance(data, dict)
+    assert [pick["postId"] for pick in data["users_recommend"]] == ["1", "2", "6"]
+    assert process.returncode == 0, err
 
 
 def test_serve_with_several_workers_answers_queries(tmp_path: Path, demo_api: str, gateway_port: int) -> None:

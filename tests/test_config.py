@@ -85,7 +85,8 @@ def test_issue_example_loads_with_every_value_resolved() -> None:
     assert (get_user.kind, get_user.idempotent, get_user.field) == ("query", True, "users_getUser")
     assert (create_user.kind, create_user.idempotent, create_user.timeout) == ("mutation", False, 5.0)
     assert [(p.name, str(p.type), p.location) for p in create_user.params] == [("input", "JSON!", "body")]
-    assert str(create_user.returns) == "User" and create_user.returns_declared
+    assert str(create_user.returns) == "User"
+    assert create_user.returns_declared
     assert {name: str(t) for name, t in config.types["User"].fields.items()} == {
         "id": "ID!",
         "name": "String",
@@ -255,8 +256,14 @@ def test_idempotency_follows_the_method_unless_stated(method: str, explicit: str
 
 @pytest.mark.parametrize(
     ("method", "explicit", "expected"),
-    [("GET", "", "query"), ("HEAD", "", "query"), ("POST", "", "mutation"), ("DELETE", "", "mutation")]
-    + [("POST", "kind: query", "query"), ("GET", "kind: mutation", "mutation")],
+    [
+        ("GET", "", "query"),
+        ("HEAD", "", "query"),
+        ("POST", "", "mutation"),
+        ("DELETE", "", "mutation"),
+        ("POST", "kind: query", "query"),
+        ("GET", "kind: mutation", "mutation"),
+    ],
 )
 def test_kind_follows_the_method_unless_stated(method: str, explicit: str, expected: str) -> None:
     """GET/HEAD become Query fields, other methods Mutation fields; `kind:` overrides."""
@@ -328,7 +335,9 @@ def test_server_section_is_read() -> None:
 def test_max_response_bytes_and_forward_headers_are_read() -> None:
     """An integration takes a response size limit and the headers forwarded from the GraphQL request."""
     api = one_integration(
-        "max_response_bytes: 1MiB\nforward_headers: [Authorization, X-Request-Id]\noperations: {op: {path: /x}}"
+        "max_response_bytes: 1MiB\n"
+        "forward_headers: [Authorization, X-Request-Id]\n"
+        "operations: {op: {path: /x}}"
     ).integrations["api"]
     assert (api.max_response_bytes, api.forward_headers) == (1024**2, ("Authorization", "X-Request-Id"))
 
@@ -375,7 +384,8 @@ def test_credentials_and_env_header_values_are_recorded_as_secrets() -> None:
     )
     assert api.secrets == {"svc-user", "pa55word", "acme-42"}
     headers = api.integrations["api"].headers
-    assert isinstance(headers["X-Tenant"], Secret) and headers["X-Tenant"].reveal() == "t-acme-42"
+    assert isinstance(headers["X-Tenant"], Secret)
+    assert headers["X-Tenant"].reveal() == "t-acme-42"
     assert not isinstance(headers["X-Client"], Secret)
 
 
@@ -385,7 +395,8 @@ def test_secrets_never_show_in_the_repr_of_the_config() -> None:
         'auth: {type: bearer, token: "${TOKEN}"}\nheaders: {X-Key: "${KEY}"}\noperations: {op: {path: /x}}',
         {"TOKEN": TOKEN, "KEY": "header-key-77"},
     )
-    assert TOKEN not in repr(config) and "header-key-77" not in repr(config)
+    assert TOKEN not in repr(config)
+    assert "header-key-77" not in repr(config)
     assert "***" in repr(config)
 
 
@@ -395,7 +406,11 @@ def test_problems_never_show_a_value_from_the_environment() -> None:
         one_integration('timeout: "${T}"\noperations: {op: {path: /x}}', {"T": "bogus-secretish"})
     (problem,) = caught.value.problems
     assert problem.key == "integrations.api.timeout"
-    assert "bogus-secretish" not in str(problem) and "***" in problem.message
+    assert "bogus-secretish" not in str(problem)
+    assert "***" in problem.message
+
+
+_OAUTH2 = "{type: oauth2, token_url: 'https://auth/token', client_id: me, client_secret: s"
 
 
 @pytest.mark.parametrize(
@@ -413,11 +428,11 @@ def test_problems_never_show_a_value_from_the_environment() -> None:
         ),
         ("{type: basic, username: me, password: pw}", BasicAuth(username="me", password=Secret("pw"))),
         (
-            "{type: oauth2, token_url: 'https://auth/token', client_id: me, client_secret: s, scopes: [a, b]}",
+            _OAUTH2 + ", scopes: [a, b]}",
             OAuth2Auth("https://auth/token", "me", Secret("s"), ("a", "b")),
         ),
         (
-            "{type: oauth2, token_url: 'https://auth/token', client_id: me, client_secret: s, client_auth: body}",
+            _OAUTH2 + ", client_auth: body}",
             OAuth2Auth("https://auth/token", "me", Secret("s"), client_auth="body"),
         ),
     ],
@@ -462,7 +477,9 @@ integrations:
         params: {{id: "ID!"}}
       addReview:
         document: |
-          mutation AddReview($productId: ID!, $stars: Int!) {{ addReview(productId: $productId, stars: $stars) {{ id }} }}
+          mutation AddReview($productId: ID!, $stars: Int!) {{
+            addReview(productId: $productId, stars: $stars) {{ id }}
+          }}
         params: {{productId: "ID!", stars: "Int!"}}
         select: addReview.id
       search:
@@ -481,7 +498,8 @@ def test_graphql_operation_takes_kind_and_idempotency_from_its_document() -> Non
         ("productId", "ID!", "body"),
         ("stars", "Int!", "body"),
     ]
-    assert product.document.startswith("query Product") and product.operation_name == "Product"
+    assert product.document.startswith("query Product")
+    assert product.operation_name == "Product"
 
 
 @pytest.mark.parametrize(
@@ -504,8 +522,11 @@ def test_graphql_operation_name_picks_one_of_several_operations() -> None:
 def test_graphql_schema_file_is_resolved_and_documents_are_validated_against_it(tmp_path: Path) -> None:
     """`schema:` is relative to the config file; a document that does not fit the schema is refused."""
     (tmp_path / "catalog.graphql").write_text(
-        "type Query { product(id: ID!): Product a: Int b: B }\ntype B { c: Int }\ntype Product { id: ID! title: String }\n"
-        "type Mutation { addReview(productId: ID!, stars: Int!): Review }\ntype Review { id: ID! }\n"
+        "type Query { product(id: ID!): Product a: Int b: B }\n"
+        "type B { c: Int }\n"
+        "type Product { id: ID! title: String }\n"
+        "type Mutation { addReview(productId: ID!, stars: Int!): Review }\n"
+        "type Review { id: ID! }\n"
     )
     config_file = tmp_path / "integrations.yaml"
     config_file.write_text(_CATALOG.format(schema="schema: catalog.graphql"))
@@ -560,247 +581,203 @@ def test_problem_renders_as_file_line_key_message() -> None:
     )
 
 
+def api(*lines: str, operations: str = "operations: {op: {path: /x}}") -> str:
+    """A config whose integration `api` starts on line 2; ``lines`` are its keys from line 4 on."""
+    return "integrations:\n  api:\n    base_url: http://h\n" + "".join(
+        f"    {line}\n" for line in (*lines, operations)
+    )
+
+
+def operation(*lines: str, graphql: bool = False) -> str:
+    """A config whose operation `api.op` has ``lines`` as its keys, from line 6 on (7 for graphql)."""
+    kind = ["type: graphql"] if graphql else []
+    body = "".join(f"        {line}\n" for line in lines)
+    return api(*kind, operations="operations:\n      op:\n" + body.rstrip("\n"))
+
+
+OP = "integrations.api.operations.op"
+
 # Each case: a config, the line and key path of the problem, and a piece of its message.
 REFUSALS = [
     pytest.param("integrations:\n  api: base_url: http://h\n", 2, "", "YAML syntax error", id="syntax"),
     pytest.param(
-        "integrations: {api: {base_url: http://h}\n",
-        2,
-        "",
-        "flow mapping, which starts on line 1",
-        id="unclosed-brace",
+        "integrations: {api: {base_url: http://h}\n", 2, "", "flow mapping that starts on line 1", id="brace"
     ),
     pytest.param("", 1, "", "the file is empty", id="empty-file"),
     pytest.param("integrations: {}\n", 1, "integrations", "no integrations", id="no-integrations"),
     pytest.param("integration: {}\n", 1, "integration", "did you mean 'integrations'?", id="top-level-typo"),
-    pytest.param(
-        "integrations:\n  api: {base_url: http://h, operations: {op: {path: /x}}}\n  api: {base_url: http://h}\n",
-        3,
-        "integrations.api",
-        "duplicate key 'api' (first at line 2)",
-        id="duplicate-integration",
-    ),
     pytest.param("integrations: [api]\n", 1, "integrations", "must be a mapping", id="list-for-mapping"),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    retries: {max_attempts: 2}\n    operations: {op: {path: /x}}\n",
+        api() + "  api: {base_url: http://h}\n",
+        5,
+        "integrations.api",
+        "duplicate key 'api' (first at line 2)",
+        id="dup-id",
+    ),
+    pytest.param(
+        api("retries: {max_attempts: 2}"),
         4,
         "integrations.api.retries",
         "did you mean 'retry'?",
         id="unknown-key",
     ),
     pytest.param(
-        "integrations:\n  api: {base_url: http://h, timeout: 5 seconds, operations: {op: {path: /x}}}\n",
-        2,
-        "integrations.api.timeout",
-        "is not a duration",
-        id="bad-duration",
+        api("timeout: 5 seconds"), 4, "integrations.api.timeout", "is not a duration", id="bad-duration"
     ),
     pytest.param(
-        "integrations:\n  api: {base_url: http://h, timeout: -1, operations: {op: {path: /x}}}\n",
-        2,
-        "integrations.api.timeout",
-        "greater than zero",
-        id="negative-duration",
+        api("timeout: -1"), 4, "integrations.api.timeout", "greater than zero", id="negative-duration"
     ),
     pytest.param(
-        "integrations:\n  api: {base_url: 'http:///nohost', operations: {op: {path: /x}}}\n",
-        2,
+        api().replace("http://h", "'http:///nohost'"),
+        3,
         "integrations.api.base_url",
         "has no host",
         id="url-without-host",
     ),
     pytest.param(
-        "integrations:\n  api: {base_url: 'file:///etc/passwd', operations: {op: {path: /x}}}\n",
-        2,
+        api().replace("http://h", "'file:///etc/passwd'"),
+        3,
         "integrations.api.base_url",
-        "must be an http:// or https:// URL",
-        id="url-scheme",
+        "http:// or https://",
+        id="scheme",
     ),
     pytest.param(
-        "integrations:\n  api: {operations: {op: {path: /x}}}\n",
+        api().replace("    base_url: http://h\n", ""),
         2,
         "integrations.api.base_url",
         "is required",
-        id="missing-base-url",
+        id="no-url",
     ),
     pytest.param(
-        "integrations:\n  api: {base_url: 'http://${HOST}', operations: {op: {path: /x}}}\n",
-        2,
+        api().replace("http://h", "'http://${HOST}'"),
+        3,
         "integrations.api.base_url",
-        "environment variable HOST is not set",
+        "HOST is not set",
         id="missing-env",
     ),
     pytest.param(
-        "integrations:\n  api: {base_url: 'http://${HOST', operations: {op: {path: /x}}}\n",
-        2,
+        api().replace("http://h", "'http://${HOST'"),
+        3,
         "integrations.api.base_url",
         "no closing '}'",
         id="unclosed-env",
     ),
+    pytest.param(api("type: grpc"), 4, "integrations.api.type", "not supported yet", id="grpc"),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    type: grpc\n    operations: {op: {path: /x}}\n",
-        4,
-        "integrations.api.type",
-        "not supported yet",
-        id="grpc",
+        api("auth: {type: jwt}"), 4, "integrations.api.auth.type", "unknown auth type 'jwt'", id="auth-type"
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    auth: {type: jwt}\n    operations: {op: {path: /x}}\n",
-        4,
-        "integrations.api.auth.type",
-        "unknown auth type 'jwt'",
-        id="unknown-auth",
-    ),
-    pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    auth: {type: basic, username: me}\n"
-        "    operations: {op: {path: /x}}\n",
+        api("auth: {type: basic, username: me}"),
         4,
         "integrations.api.auth",
-        "basic auth needs 'password'",
-        id="missing-auth-key",
+        "needs 'password'",
+        id="auth-missing-key",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    auth: {type: bearer, token: t, password: p}\n"
-        "    operations: {op: {path: /x}}\n",
+        api("auth: {type: bearer, token: t, password: p}"),
         4,
         "integrations.api.auth.password",
         "not a key of bearer auth",
-        id="misplaced-auth-key",
+        id="auth-misplaced-key",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    retry: {jitter: half}\n    operations: {op: {path: /x}}\n",
-        4,
-        "integrations.api.retry.jitter",
-        "must be one of full, equal, none",
-        id="jitter",
+        api("retry: {jitter: half}"), 4, "integrations.api.retry.jitter", "full, equal, none", id="jitter"
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    retry: {retry_on: [500, 404]}\n"
-        "    operations: {op: {path: /x}}\n",
+        api("retry: {retry_on: [500, 404]}"),
         4,
         "integrations.api.retry.retry_on[1]",
         "404 cannot be retried",
-        id="retry-on-4xx",
+        id="4xx",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    retry: {max_attempts: 0}\n    operations: {op: {path: /x}}\n",
-        4,
-        "integrations.api.retry.max_attempts",
-        "at least 1",
-        id="max-attempts",
+        api("retry: {max_attempts: 0}"), 4, "integrations.api.retry.max_attempts", "at least 1", id="attempts"
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    retry: {multiplier: 0.5}\n    operations: {op: {path: /x}}\n",
-        4,
-        "integrations.api.retry.multiplier",
-        "at least 1",
-        id="multiplier",
+        api("retry: {multiplier: 0.5}"), 4, "integrations.api.retry.multiplier", "at least 1", id="multiplier"
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    circuit_breaker: {failure_rate: 0}\n"
-        "    operations: {op: {path: /x}}\n",
+        api("circuit_breaker: {failure_rate: 0}"),
         4,
         "integrations.api.circuit_breaker.failure_rate",
         "greater than 0 and at most 1",
         id="failure-rate",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    circuit_breaker: {threshold: 0}\n"
-        "    operations: {op: {path: /x}}\n",
+        api("circuit_breaker: {threshold: 0}"),
         4,
         "integrations.api.circuit_breaker.threshold",
         "at least 1",
         id="threshold",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    circuit_breaker: {half_open_max_calls: 0}\n"
-        "    operations: {op: {path: /x}}\n",
+        api("circuit_breaker: {half_open_max_calls: 0}"),
         4,
         "integrations.api.circuit_breaker.half_open_max_calls",
         "at least 1",
         id="half-open-calls",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    max_concurrency: '100'\n    operations: {op: {path: /x}}\n",
+        api("max_concurrency: '100'"),
         4,
         "integrations.api.max_concurrency",
         "must be a whole number",
-        id="string-for-int",
+        id="str-for-int",
     ),
     pytest.param(
-        "integrations:\n  my-api: {base_url: http://h, operations: {op: {path: /x}}}\n",
+        api("max_concurrency: 0"), 4, "integrations.api.max_concurrency", "at least 1", id="concurrency"
+    ),
+    pytest.param(
+        api().replace("api:", "my-api:"),
         2,
         "integrations.my-api",
         "not a valid GraphQL name part",
         id="integration-id",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    operations:\n      get-user: {path: /x}\n",
-        5,
+        api(operations="operations: {get-user: {path: /x}}"),
+        4,
         "integrations.api.operations.get-user",
         "not a valid GraphQL name part",
         id="operation-id",
     ),
+    pytest.param(operation("method: FETCH"), 6, f"{OP}.method", "unknown HTTP method 'FETCH'", id="method"),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    operations:\n      op: {method: FETCH, path: /x}\n",
-        5,
-        "integrations.api.operations.op.method",
-        "unknown HTTP method 'FETCH'",
-        id="method",
+        operation("path: /users/{id}"), 6, f"{OP}.path", "placeholder {id} has no param", id="placeholder"
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    operations:\n      op:\n        path: /users/{id}\n",
-        6,
-        "integrations.api.operations.op.path",
-        "path placeholder {id} has no param",
-        id="placeholder-without-param",
-    ),
-    pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    operations:\n      op:\n        path: /users\n"
-        "        params: {id: {type: ID!, in: path}}\n",
+        operation("path: /users", "params: {id: {type: ID!, in: path}}"),
         7,
-        "integrations.api.operations.op.params.id.in",
+        f"{OP}.params.id.in",
         "the path '/users' has no {id}",
         id="path-param-not-in-path",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    operations:\n      op:\n        path: /x\n"
-        "        params: {id: {type: ID, in: cookie}}\n",
-        7,
-        "integrations.api.operations.op.params.id.in",
-        "in: must be one of path, query, header, body",
-        id="bad-in",
+        operation("params: {id: {type: ID, in: cookie}}"),
+        6,
+        f"{OP}.params.id.in",
+        "path, query, header, body",
+        id="in",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    operations:\n      op:\n        path: /x\n"
-        "        params: {id: '[ID'}\n",
-        7,
-        "integrations.api.operations.op.params.id",
-        "bad type expression",
-        id="bad-type-expression",
+        operation("params: {id: '[ID'}"), 6, f"{OP}.params.id", "bad type expression", id="type-expression"
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    operations:\n      op:\n        path: /x\n"
-        "        returns: Usr\n",
-        7,
-        "integrations.api.operations.op.returns",
-        "names no type: 'Usr'",
-        id="returns-unknown-type",
+        operation("returns: Usr"), 6, f"{OP}.returns", "names no type: 'Usr'", id="returns-unknown-type"
     ),
     pytest.param(
-        "types:\n  User: {id: ID}\nintegrations:\n  api:\n    base_url: http://h\n    operations:\n      op:\n"
-        "        path: /x\n        params: {who: User}\n",
-        9,
-        "integrations.api.operations.op.params.who",
+        "types:\n  User: {id: ID}\n" + operation("params: {who: User}"),
+        8,
+        f"{OP}.params.who",
         "object type",
-        id="object-type-param",
+        id="obj-param",
     ),
     pytest.param(
         "types:\n  User: {id: ID, team: Team}\n" + _MINIMAL,
         2,
         "types.User.team",
         "names no type: 'Team'",
-        id="type-field-unknown",
+        id="type-ref",
     ),
     pytest.param(
         "types:\n  String: {id: ID}\n" + _MINIMAL,
@@ -813,12 +790,18 @@ REFUSALS = [
         "types:\n  user-type: {id: ID}\n" + _MINIMAL,
         2,
         "types.user-type",
-        "not a valid GraphQL type name",
+        "not a valid GraphQL",
         id="type-name",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    operations:\n      a: {path: /a, field: same}\n"
-        "      b: {path: /b, field: same}\n",
+        "types:\n  Node: {self: Node!}\n" + _MINIMAL,
+        2,
+        "types.Node.self",
+        "loop of non-null fields",
+        id="type-loop",
+    ),
+    pytest.param(
+        api(operations="operations:\n      a: {path: /a, field: same}\n      b: {path: /b, field: same}"),
         6,
         "integrations.api.operations.b.field",
         "GraphQL field 'same' is already taken by integrations.api.operations.a.field (line 5)",
@@ -833,67 +816,60 @@ REFUSALS = [
         id="derived-field-clash",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    type: graphql\n    operations:\n      op:\n"
-        "        document: |\n          query Q {\n            a(\n          }\n",
+        operation("document: |", "  query Q {", "    a(", "  }", graphql=True),
         10,
-        "integrations.api.operations.op.document",
+        f"{OP}.document",
         "GraphQL syntax error",
         id="graphql-syntax",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    type: graphql\n    operations:\n      op:\n"
-        "        document: 'query Q($id: ID!) { a(id: $id) }'\n",
+        operation("document: 'query Q($id: ID!) { a(id: $id) }'", graphql=True),
         7,
-        "integrations.api.operations.op.document",
+        f"{OP}.document",
         "variable $id has no param",
         id="graphql-variable-without-param",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    type: graphql\n    operations:\n      op:\n"
-        "        document: 'query Q { a }'\n        params: {id: ID}\n",
+        operation("document: 'query Q { a }'", "params: {id: ID}", graphql=True),
         8,
-        "integrations.api.operations.op.params.id",
+        f"{OP}.params.id",
         "not a variable of the document",
         id="graphql-param-without-variable",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    type: graphql\n    operations:\n      op:\n"
-        "        document: 'subscription S { a }'\n",
+        operation("document: 'subscription S { a }'", graphql=True),
         7,
-        "integrations.api.operations.op.document",
+        f"{OP}.document",
         "subscriptions are not supported",
         id="graphql-subscription",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    type: graphql\n    operations:\n      op:\n"
-        "        document: 'query Q { a }'\n        path: /x\n",
+        operation("document: 'query Q { a }'", "path: /x", graphql=True),
         8,
-        "integrations.api.operations.op.path",
+        f"{OP}.path",
         "'path' is for rest operations",
         id="graphql-path",
     ),
     pytest.param(
-        "integrations:\n  api:\n    base_url: http://h\n    type: graphql\n    schema: missing.graphql\n"
-        "    operations: {op: {document: 'query Q { a }'}}\n",
+        api(
+            "type: graphql",
+            "schema: missing.graphql",
+            operations="operations: {op: {document: 'query Q { a }'}}",
+        ),
         5,
         "integrations.api.schema",
         "cannot read the schema file",
         id="graphql-schema-missing",
     ),
     pytest.param(
-        'integrations:\n  api:\n    base_url: http://h\n    headers: {X-Bad: "a\\r\\nX-Injected: 1"}\n'
-        "    operations: {op: {path: /x}}\n",
+        api('headers: {X-Bad: "a\\r\\nX-Injected: 1"}'),
         4,
         "integrations.api.headers.X-Bad",
         "must not contain line breaks",
         id="header-injection",
     ),
     pytest.param(
-        "server: {max_body_bytes: lots}\n" + _MINIMAL,
-        1,
-        "server.max_body_bytes",
-        "is not a size",
-        id="bad-size",
+        "server: {max_body_bytes: lots}\n" + _MINIMAL, 1, "server.max_body_bytes", "is not a size", id="size"
     ),
 ]
 
@@ -902,6 +878,5 @@ REFUSALS = [
 def test_bad_config_is_refused_with_line_key_and_reason(text: str, line: int, key: str, message: str) -> None:
     """Each kind of mistake is reported at its line and key path, with a message that says what is wrong."""
     problems = problems_of(text)
-    assert any(p.line == line and p.key == key and message in p.message for p in problems), "\n".join(
-        map(str, problems)
-    )
+    found = [p for p in problems if p.line == line and p.key == key and message in p.message]
+    assert found, "\n".join(map(str, problems))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from graphql import get_introspection_query
 from servers import serve_asgi
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -120,11 +121,27 @@ def test_every_asset_the_page_references_is_served_with_its_content_type(gateway
         assert response.content == (STATIC_DIR / Path(url).name).read_bytes()
 
 
+def test_graphiqls_introspection_query_is_answered(gateway: httpx.Client) -> None:
+    """GraphiQL loads the schema with the full introspection query: the request limits let it through."""
+    query = get_introspection_query(descriptions=True, input_value_deprecation=True)
+    body = gateway.post("/graphql", json={"query": query}).json()
+    assert "errors" not in body
+    assert body["data"]["__schema"]["queryType"] == {"name": "Query"}
+
+
 @pytest.mark.usefixtures("installed_assets")
 @pytest.mark.parametrize("name", ["nope.js", "manifest.json", "..%2Fassets.py", "%2E%2E%2Fgraphiql.py"])
 def test_files_other_than_the_assets_are_not_served(gateway: httpx.Client, name: str) -> None:
     """Only the page's own asset files are reachable under /graphiql/static."""
     assert gateway.get(f"{graphiql.STATIC_PATH}/{name}").status_code == 404
+
+
+@pytest.mark.usefixtures("no_assets")
+def test_without_assets_a_browser_gets_instructions_not_a_blank_page(gateway: httpx.Client) -> None:
+    """The gateway's page, when its assets were never fetched, tells how to fetch them."""
+    response = gateway.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert "python -m aggregator.server.assets" in response.text
 
 
 @pytest.mark.usefixtures("no_assets")

@@ -3,7 +3,7 @@ values or errors (send over httpx.MockTransport)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -314,6 +314,19 @@ async def test_unparseable_body_is_a_bad_response(
     handler = answer(200, content=b"{not json", headers={"Content-Type": content_type})
     with pytest.raises(UpstreamBadResponse, match="not valid JSON"):
         await send_via(start_upstream, handler, op, {})
+
+
+class Unreadable(httpx.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        raise AssertionError("the body was read")
+        yield b""  # pragma: no cover - makes this an async generator
+
+
+async def test_declared_oversize_body_is_refused_unread(start_upstream: StartUpstream) -> None:
+    """A Content-Length over max_response_bytes is refused before a byte of the body is read."""
+    response = httpx.Response(200, headers={"Content-Length": "101"}, stream=Unreadable())
+    with pytest.raises(UpstreamBadResponse, match="response over 100 bytes"):
+        await send_via(start_upstream, lambda _: response, max_response_bytes=100)
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])

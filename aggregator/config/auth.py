@@ -93,7 +93,9 @@ def read_auth(reader: Reader, node: Node | None) -> Auth:
     if kind_node is None:
         reader.report(node, f"auth needs a type: one of {', '.join(_KEYS)}")
         return NoAuth()
-    kind = reader.read(kind_node, _auth_type, "none")
+    kind = reader.read(kind_node, _auth_type, "")
+    if not kind:
+        return NoAuth()
     allowed = ("type", *_KEYS[kind])
     misplaced = {
         key: f"'{key}' is not a key of {kind} auth; {kind} takes: {', '.join(_KEYS[kind]) or 'nothing else'}"

@@ -122,8 +122,8 @@ class _Loader:
             integration = self.integration(iid, node, defaults, types)
             if integration is not None:
                 integrations[iid] = integration
-        if not entries and isinstance(root.value, dict):
-            where = top.get("integrations")
+        where = top.get("integrations")
+        if isinstance(root.value, dict) and (where is None or not where.value):
             line = where.line if where is not None else 1
             reader.report_at(line, "integrations", f"no integrations; add at least one, e.g. {_EXAMPLE}")
         return Config(
@@ -138,11 +138,11 @@ class _Loader:
         self, iid: str, node: Node, defaults: Defaults, types: Mapping[str, ObjectType]
     ) -> Integration | None:
         reader = self.reader
-        if not is_name(iid):
+        if not is_name(iid) or iid.startswith("__"):
             reader.report(
                 node,
                 f"integration id '{iid}' is not a valid GraphQL name part (it starts field names like "
-                f"{iid}_getUser): use letters, digits and _, not starting with a digit",
+                f"{iid}_getUser): use letters, digits and _, not starting with a digit or __",
             )
         if not isinstance(node.value, dict):
             reader.report(
@@ -159,13 +159,13 @@ class _Loader:
                 child_path(node.path, "base_url"),
                 "is required: the upstream's URL, e.g. http://127.0.0.1:9001/api",
             )
-        timeout = _get(self.reader, entries, "timeout", duration, defaults.timeout or DEFAULT_TIMEOUT)
+        timeout = _get(reader, entries, "timeout", duration, defaults.timeout or DEFAULT_TIMEOUT)
         schema_path, schema = self._schema(entries.get("schema"), kind)
         return Integration(
             id=iid,
-            base_url=_get(self.reader, entries, "base_url", http_url, ""),
+            base_url=_get(reader, entries, "base_url", http_url, ""),
             type=kind,
-            description=_get(self.reader, entries, "description", string, ""),
+            description=_get(reader, entries, "description", string, ""),
             auth=read_auth(reader, entries.get("auth")),
             headers=MappingProxyType(
                 merge_headers(defaults.headers, read_headers(reader, entries.get("headers")))
@@ -264,12 +264,11 @@ class _Loader:
         return operations
 
     def _claim(self, field: str, node: Node) -> None:
-        """Take a GraphQL field name for one operation; a second taker is a problem."""
-        if field.startswith("__") or not is_name(field):
-            self.reader.report(
-                node, f"field name '{field}' is not a valid GraphQL name (and must not start with __)"
-            )
-        elif field in RESERVED_FIELDS:
+        """Take a GraphQL field name for one operation; a second taker is a problem.
+
+        The name's syntax was checked where it came from: `field:`, or the integration and operation ids.
+        """
+        if field in RESERVED_FIELDS:
             self.reader.report(
                 node, f"field name '{field}' is a field of the gateway itself; set field: to another name"
             )

@@ -7,8 +7,9 @@ GraphQL upstream: a document whose variables are exactly the params, its kind ta
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from graphql import GraphQLSchema
 
@@ -39,6 +40,8 @@ from aggregator.config.values import (
 )
 
 __all__ = ["OperationScope", "read_graphql_operation", "read_rest_operation"]
+
+T = TypeVar("T")
 
 _COMMON_KEYS = ("description", "params", "returns", "timeout", "idempotent", "kind", "field")
 _REST_KEYS = ("method", "path", *_COMMON_KEYS)
@@ -119,6 +122,13 @@ def _path(value: object) -> str:
     return text
 
 
+def _field_name(value: object) -> str:
+    text = name(value)
+    if text.startswith("__"):
+        raise Invalid(f"'{text}' starts with __, which GraphQL reserves for introspection")
+    return text
+
+
 def _select(value: object) -> str:
     text = non_empty_string(value)
     if not all(is_name(segment) for segment in text.split(".")):
@@ -131,45 +141,33 @@ def _select(value: object) -> str:
 class _OperationReader:
     """The parts every operation shares: description, returns, timeout, field, kind and idempotency."""
 
-    def __init__(
-        self, reader: Reader, oid: str, node: Node, scope: OperationScope, entries: Mapping[str, Node]
-    ):
+    def __init__(self, reader: Reader, oid: str, scope: OperationScope, entries: Mapping[str, Node]) -> None:
         self.reader = reader
         self.oid = oid
-        self.node = node
         self.scope = scope
         self.entries = entries
 
+    def get(self, key: str, parse: Callable[[object], T], default: T) -> T:
+        node = self.entries.get(key)
+        return default if node is None else self.reader.read(node, parse, default)
+
     def description(self) -> str:
-        node = self.entries.get("description")
-        return self.reader.read(node, string, "") if node is not None else ""
+        return self.get("description", string, "")
 
     def returns(self) -> TypeExpr:
-        node = self.entries.get("returns")
-        return (
-            self.reader.read(node, output_type(self.scope.types), JSON_TYPE)
-            if node is not None
-            else JSON_TYPE
-        )
+        return self.get("returns", output_type(self.scope.types), JSON_TYPE)
 
     def timeout(self) -> float:
-        node = self.entries.get("timeout")
-        return (
-            self.reader.read(node, duration, self.scope.timeout) if node is not None else self.scope.timeout
-        )
+        return self.get("timeout", duration, self.scope.timeout)
 
     def field(self) -> str:
-        node = self.entries.get("field")
-        default = f"{self.scope.integration}_{self.oid}"
-        return self.reader.read(node, name, default) if node is not None else default
+        return self.get("field", _field_name, f"{self.scope.integration}_{self.oid}")
 
     def kind(self, default: FieldKind) -> FieldKind:
-        node = self.entries.get("kind")
-        return self.reader.read(node, _kind, default) if node is not None else default
+        return self.get("kind", _kind, default)
 
     def idempotent(self, default: bool) -> bool:
-        node = self.entries.get("idempotent")
-        return self.reader.read(node, boolean, default) if node is not None else default
+        return self.get("idempotent", boolean, default)
 
     def raw_params(
         self, long_keys: Collection[str], misplaced: Mapping[str, str] | None = None
@@ -201,22 +199,19 @@ class _OperationReader:
 def read_rest_operation(reader: Reader, oid: str, node: Node, scope: OperationScope) -> Operation:
     """A REST operation: method (default GET), path, params placed by the rules of the contract."""
     entries = reader.fields(node, _REST_KEYS, _NOT_REST)
-    common = _OperationReader(reader, oid, node, scope, entries)
-    method: HttpMethod = reader.read(entries["method"], _method, "GET") if "method" in entries else "GET"
-    path_node = entries.get("path")
-    path = reader.read(path_node, _path, "") if path_node is not None else ""
+    common = _OperationReader(reader, oid, scope, entries)
+    method: HttpMethod = common.get("method", _method, "GET")
+    path = common.get("path", _path, "")
     placeholders = set(_PLACEHOLDER.findall(path))
     params = tuple(
         _place(reader, raw, method, path, placeholders)
         for raw in common.raw_params(("type", "in", "description"))
     )
-    path_params = {param.name for param in params if param.location == "path"}
-    for placeholder in sorted(placeholders - path_params):
-        if path_node is not None and placeholder not in {param.name for param in params}:
-            reader.report(
-                path_node,
-                f'path placeholder {{{placeholder}}} has no param; add params: {{{placeholder}: "ID!"}}',
-            )
+    for placeholder in sorted(placeholders - {param.name for param in params}):
+        reader.report(
+            entries["path"],
+            f'path placeholder {{{placeholder}}} has no param; add params: {{{placeholder}: "ID!"}}',
+        )
     return Operation(
         id=oid,
         method=method,
@@ -267,7 +262,7 @@ def _place(reader: Reader, raw: _RawParam, method: HttpMethod, path: str, placeh
 def read_graphql_operation(reader: Reader, oid: str, node: Node, scope: OperationScope) -> Operation:
     """A GraphQL upstream operation: document checked, variables matched to params, kind from the document."""
     entries = reader.fields(node, _GRAPHQL_KEYS, _NOT_GRAPHQL)
-    common = _OperationReader(reader, oid, node, scope, entries)
+    common = _OperationReader(reader, oid, scope, entries)
     raw_params = common.raw_params(
         ("type", "description"),
         {
@@ -275,11 +270,9 @@ def read_graphql_operation(reader: Reader, oid: str, node: Node, scope: Operatio
             "a graphql param is always sent as the document's variable of that name"
         },
     )
-    operation_name = None
-    if "operation_name" in entries:
-        operation_name = reader.read(entries["operation_name"], name, None)
+    operation_name: str | None = common.get("operation_name", name, None)
     document = _document(reader, node, entries.get("document"), operation_name, scope.schema)
-    select = reader.read(entries["select"], _select, None) if "select" in entries else None
+    select: str | None = common.get("select", _select, None)
     kind: FieldKind = "query"
     if document is not None:
         kind = document.kind
@@ -297,13 +290,13 @@ def read_graphql_operation(reader: Reader, oid: str, node: Node, scope: Operatio
         kind=common.kind(kind),
         field=common.field(),
         description=common.description(),
-        document=document_text(entries.get("document")),
+        document=_document_text(entries.get("document")),
         select=select,
         operation_name=operation_name,
     )
 
 
-def document_text(node: Node | None) -> str:
+def _document_text(node: Node | None) -> str:
     return node.value if node is not None and isinstance(node.value, str) else ""
 
 

@@ -88,8 +88,8 @@ def read_block(reader: Reader, node: Node | None, parsers: Parsers) -> dict[str,
 
 
 def _retry_block(reader: Reader, node: Node) -> dict[str, Any]:
-    entries = reader.mapping(node)
     values = read_block(reader, node, _RETRY_PARSERS)
+    entries = node.value if isinstance(node.value, dict) else {}
     if "retry_on" in values:
         statuses = [reader.read(item, _status, 500) for item in reader.items(entries["retry_on"])]
         values["retry_on"] = frozenset(statuses)

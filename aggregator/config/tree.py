@@ -57,7 +57,8 @@ class Reader:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[Problem] = []
-        # Everything that came from the environment into a credential or header: what redaction hides.
+        # Credential values, and every value from the environment used in auth or headers: what
+        # redaction must hide.
         self.secrets: set[str] = set()
 
     def report_at(self, line: int, path: str, message: str) -> None:
@@ -132,10 +133,14 @@ class Reader:
 
 
 def _retype(text: str) -> object:
+    """``text`` as YAML reads an unquoted scalar: ``7`` an int, ``true`` a bool; else ``text`` itself."""
     tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     if tag == "tag:yaml.org,2002:str":
         return text
-    return yaml.constructor.SafeConstructor().construct_object(yaml.ScalarNode(tag, text))
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(yaml.ScalarNode(tag, text))
+    except (yaml.YAMLError, ValueError):
+        return text
 
 
 class _TooLarge(Exception):
@@ -151,7 +156,11 @@ def read_yaml(text: str, reader: Reader, env: Mapping[str, str]) -> Node | None:
         line = mark.line + 1 if mark is not None else 1
         what = exc.problem or exc.context or "unreadable YAML"
         if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
-            what += f" ({exc.context}, which starts on line {exc.context_mark.line + 1})"
+            begun = exc.context_mark.line + 1
+            if what.startswith("but "):  # "but found another document": the context is the first half
+                what = f"{exc.context} (from line {begun}), {what}"
+            else:
+                what += f" ({exc.context} that starts on line {begun})"
         reader.report_at(
             line, "", f"YAML syntax error: {what}; check the indentation, colons and quotes here"
         )
@@ -164,7 +173,7 @@ def read_yaml(text: str, reader: Reader, env: Mapping[str, str]) -> Node | None:
     if root is None:
         return None
     try:
-        return _Builder(reader, env).build(root, "", 1)
+        return _Builder(reader, env).build(root, "", root.start_mark.line + 1)
     except _TooLarge:
         reader.report_at(1, "", f"the file expands to more than {MAX_NODES} values (aliases?); simplify it")
         return None
@@ -230,11 +239,10 @@ class _Builder:
     def _merge_sources(self, node: yaml.Node, path: str, line: int) -> dict[str, Node]:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         merged: dict[str, Node] = {}
+        if not all(isinstance(source, yaml.MappingNode) for source in sources):
+            self.reader.report_at(line, path, "'<<' merges mappings only: write <<: *anchor or <<: [*a, *b]")
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
-                self.reader.report_at(
-                    line, path, "'<<' merges mappings only: write <<: *anchor or <<: [*a, *b]"
-                )
                 continue
             built = self.build(source, path, line).value
             if isinstance(built, dict):

@@ -50,7 +50,8 @@ class BackgroundServer:
         self._socket = socket.create_server((host, port))
         bound_host, bound_port = self._socket.getsockname()[:2]
         self.url = f"http://{bound_host}:{bound_port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        # log_config=None: uvicorn logging is process-wide; the gateway configures it.
+        config = uvicorn.Config(app, log_config=None, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"demo {self.url}", daemon=True

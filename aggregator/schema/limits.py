@@ -17,7 +17,8 @@ from graphql import (
 
 
 def max_fields_rule(limit: int) -> type[ASTValidationRule]:
-    """A rule refusing operations that select more than ``limit`` fields once fragments are expanded.
+    """A rule refusing operations that select more than ``limit`` fields once fragments are expanded
+    (introspection fields aside).
 
     Counting after expansion is what stops alias and fragment bombs: ten fragments that each spread
     the previous one twice select 2^10 fields from a tiny document.
@@ -58,6 +59,10 @@ def _count(
     total = 0
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
+            if selection.name.value.startswith("__"):
+                # Introspection is answered from the schema and costs no upstream call: GraphiQL's
+                # own introspection query alone selects hundreds of fields.
+                continue
             total += 1 + _count(selection.selection_set, fragments, memo, visiting, limit)
         elif isinstance(selection, InlineFragmentNode):
             total += _count(selection.selection_set, fragments, memo, visiting, limit)

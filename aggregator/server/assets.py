@@ -114,9 +114,11 @@ def _download(url: str) -> bytes:
                 data: bytes = response.read(MAX_TARBALL_BYTES + 1)
         except (urllib.error.URLError, OSError) as exc:
             last = exc
-            # A 4xx will not get better by asking again; a dropped connection might.
-            if isinstance(exc, urllib.error.HTTPError) and exc.code < 500:
-                break
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # it holds the error response's open connection
+                # A 4xx will not get better by asking again; a dropped connection might.
+                if exc.code < 500:
+                    break
             if attempt < DOWNLOAD_ATTEMPTS:
                 time.sleep(attempt)
             continue
