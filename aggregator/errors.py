@@ -196,9 +196,18 @@ class UpstreamGraphQLError(UpstreamError):
 
     code = "UPSTREAM_GRAPHQL_ERROR"
 
-    def __init__(self, message: str, *, errors: Sequence[dict[str, Any]] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[dict[str, Any]] = (),
+        counts_as_failure: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.errors = tuple(errors)
+        # Set when an error's code is in the integration's circuit_breaker.graphql_error_codes.
+        self.counts_as_failure = counts_as_failure
 
     @property
     def extensions(self) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class IntegrationModule:
         self._transport = transport
         self._entries: dict[str, _Entry] = {}
         self._running = False
-        for integration in (config.integrations.values() if config else ()):
+        for integration in config.integrations.values() if config else ():
             self.register(integration)
 
     def register(self, integration: Integration) -> None:

@@ -121,7 +121,7 @@ def _targets(points: Sequence[Point], info: RunInfo) -> list[str]:
                 parts.append(f"{_num(r, 2)}x at {c}")
                 oks.append(r is not None and r >= wanted)
             verdict = _verdict(all(oks) if oks else None)
-            measured = ", ".join(parts)
+            measured = ", ".join(parts) or "—"
             lines.append(
                 f"| {metric} >= {wanted}x Hive, {scenario}, 16 and 64 clients | {measured} | {verdict} |"
             )

@@ -26,8 +26,14 @@ from aggregator.server.app import create_app
 __all__ = ["Directory", "Gateway", "serve_gateway"]
 
 USERS = {
-    "1": {"id": "1", "name": "Ada", "email": "ada@example.com", "address": {"city": "London", "zip": "N1"},
-          "tags": ["admin"], "internal_note": "not declared, never exposed"},
+    "1": {
+        "id": "1",
+        "name": "Ada",
+        "email": "ada@example.com",
+        "address": {"city": "London", "zip": "N1"},
+        "tags": ["admin"],
+        "internal_note": "not declared, never exposed",
+    },
     "2": {"id": "2", "name": "Grace", "address": None, "tags": []},
 }
 
@@ -57,8 +63,12 @@ class Directory:
 
     def _record(self, request: Request, body: Any = None) -> None:
         self.requests.append(
-            {"path": request.url.path, "query": list(request.query_params.multi_items()),
-             "headers": dict(request.headers), "body": body}
+            {
+                "path": request.url.path,
+                "query": list(request.query_params.multi_items()),
+                "headers": dict(request.headers),
+                "body": body,
+            }
         )
 
     async def _user(self, request: Request) -> Response:

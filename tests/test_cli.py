@@ -342,6 +342,7 @@ def test_serve_with_several_workers_answers_queries(tmp_path: Path, demo_api: st
     finally:
         _, err = stop(process)
     assert result == {"data": {"users_getUser": {"name": "Alan Turing"}}}
+    assert process.returncode == 0, err
     assert "Traceback" not in err
 
 

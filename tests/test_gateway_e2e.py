@@ -68,7 +68,9 @@ def gateway(directory: Directory) -> Iterator[Gateway]:
 def test_typed_selection_returns_only_the_declared_fields_selected(gateway: Gateway) -> None:
     """A named type is a real GraphQL type: the client gets exactly the sub-fields it selected."""
     body = gateway.query('{ users_getUser(id: "1") { name address { city } tags } }')
-    assert body == {"data": {"users_getUser": {"name": "Ada", "address": {"city": "London"}, "tags": ["admin"]}}}
+    assert body == {
+        "data": {"users_getUser": {"name": "Ada", "address": {"city": "London"}, "tags": ["admin"]}}
+    }
 
 
 def test_undeclared_upstream_keys_are_not_exposed(gateway: Gateway) -> None:
@@ -84,13 +86,20 @@ def test_declared_field_the_upstream_omits_is_null(gateway: Gateway) -> None:
     assert body == {"data": {"users_getUser": {"name": "Grace", "email": None}}}
 
 
-def test_query_list_boolean_and_header_arguments_reach_the_upstream(gateway: Gateway, directory: Directory) -> None:
+def test_query_list_boolean_and_header_arguments_reach_the_upstream(
+    gateway: Gateway, directory: Directory
+) -> None:
     """Lists become repeated query keys, booleans true/false, header params headers."""
     body = gateway.query(
-        'query($t: [String!]) { users_searchUsers(tag: $t, active: false, trace: "abc") { users { id } active tags } }',
+        "query($t: [String!]) {"
+        ' users_searchUsers(tag: $t, active: false, trace: "abc") { users { id } active tags } }',
         {"t": ["admin", "ops"]},
     )
-    assert body["data"]["users_searchUsers"] == {"users": [{"id": "1"}], "active": "false", "tags": ["admin", "ops"]}
+    assert body["data"]["users_searchUsers"] == {
+        "users": [{"id": "1"}],
+        "active": "false",
+        "tags": ["admin", "ops"],
+    }
     sent = directory.requests[-1]
     assert sent["query"] == [("tag", "admin"), ("tag", "ops"), ("active", "false")]
     assert sent["headers"]["trace"] == "abc"
@@ -110,7 +119,10 @@ def test_one_upstream_down_leaves_the_rest_of_the_request_resolved(gateway: Gate
     (error,) = body["errors"]
     assert error["path"] == ["down_ping"]
     assert error["extensions"] == {
-        "code": "UPSTREAM_UNAVAILABLE", "integration": "down", "operation": "ping", "attempts": 1,
+        "code": "UPSTREAM_UNAVAILABLE",
+        "integration": "down",
+        "operation": "ping",
+        "attempts": 1,
     }
 
 
@@ -121,7 +133,11 @@ def test_http_error_extensions_carry_the_status_and_attempts(gateway: Gateway, d
     assert body["data"] == {"users_getUser": None}
     extensions = body["errors"][0]["extensions"]
     assert extensions == {
-        "code": "UPSTREAM_HTTP_ERROR", "integration": "users", "operation": "getUser", "attempts": 2, "status": 500,
+        "code": "UPSTREAM_HTTP_ERROR",
+        "integration": "users",
+        "operation": "getUser",
+        "attempts": 2,
+        "status": 500,
     }
 
 
@@ -145,14 +161,17 @@ def test_sibling_fields_call_their_upstreams_concurrently(gateway: Gateway, dire
 def _stats(gateway: Gateway, integration: str) -> dict[str, object]:
     body = gateway.query(
         "query($id: String) { integrationStats(id: $id) { integrationId type circuitState failures calls "
-        "successes retries rejected lastFailure openedAt latencyMs { p50 } operations { operationId calls } } }",
+        "successes retries rejected lastFailure openedAt latencyMs { p50 } "
+        "operations { operationId calls } } }",
         {"id": integration},
     )
     (stats,) = body["data"]["integrationStats"]
     return stats  # type: ignore[no-any-return]
 
 
-def test_breaker_opens_after_repeated_failures_and_stats_show_it(gateway: Gateway, directory: Directory) -> None:
+def test_breaker_opens_after_repeated_failures_and_stats_show_it(
+    gateway: Gateway, directory: Directory
+) -> None:
     """The third failed attempt trips a threshold of 3: the second call's retry and the third call
     are refused by the breaker, and neither reaches the upstream."""
     directory.failing = True
@@ -168,7 +187,8 @@ def test_breaker_opens_after_repeated_failures_and_stats_show_it(gateway: Gatewa
     stats = _stats(gateway, "users")
     assert stats["circuitState"] == "OPEN"
     assert stats["rejected"] == 2
-    assert stats["openedAt"] is not None and stats["lastFailure"] is not None
+    assert stats["openedAt"] is not None
+    assert stats["lastFailure"] is not None
     health = gateway.http.get("/healthz").json()
     assert health == {"status": "degraded", "openCircuits": ["users"]}
 
@@ -203,7 +223,8 @@ def test_integration_stats_counts_calls_per_operation(gateway: Gateway) -> None:
     """Stats are the module's own counters, per integration and per operation."""
     gateway.query('{ users_getUser(id: "1") { name } }')
     stats = _stats(gateway, "users")
-    assert stats["calls"] == 1 and stats["successes"] == 1
+    assert stats["calls"] == 1
+    assert stats["successes"] == 1
     assert {"operationId": "getUser", "calls": 1} in stats["operations"]  # type: ignore[operator]
     assert stats["latencyMs"]["p50"] > 0  # type: ignore[index]
 

@@ -39,7 +39,9 @@ def test_get_runs_a_query(gateway: Gateway) -> None:
 
 def test_get_refuses_a_mutation_with_405(gateway: Gateway) -> None:
     """Mutations are never run over GET: 405 with Allow: POST."""
-    response = gateway.http.get("/graphql", params={"query": 'mutation { users_createUser(name: "x") { id } }'})
+    response = gateway.http.get(
+        "/graphql", params={"query": 'mutation { users_createUser(name: "x") { id } }'}
+    )
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert "mutations are not allowed" in response.json()["errors"][0]["message"].lower()
@@ -69,9 +71,7 @@ def test_unacceptable_accept_is_406(gateway: Gateway) -> None:
     assert response.status_code == 406
 
 
-@pytest.mark.parametrize(
-    ("accept", "status"), [(GRAPHQL_RESPONSE, 400), ("application/json", 200)]
-)
+@pytest.mark.parametrize(("accept", "status"), [(GRAPHQL_RESPONSE, 400), ("application/json", 200)])
 def test_validation_error_status_depends_on_media_type(gateway: Gateway, accept: str, status: int) -> None:
     """A document that fails validation is a 400 in graphql-response+json, a 200 in legacy JSON."""
     response = gateway.http.post("/graphql", json={"query": "{ nope }"}, headers={"accept": accept})

@@ -100,6 +100,8 @@ class BreakerPolicy:
     window: float = 60.0
     reset_after: float = 30.0
     half_open_max_calls: int = 1
+    # Upstream GraphQL errors whose extensions.code is listed count as breaker failures ("*": any).
+    graphql_error_codes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

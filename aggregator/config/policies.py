@@ -65,6 +65,7 @@ _BREAKER_PARSERS: Parsers = {
     "window": duration,
     "reset_after": duration,
     "half_open_max_calls": integer(1),
+    "graphql_error_codes": lambda value: value,  # a list of strings, checked in breaker_policy
 }
 
 _SERVER_PARSERS: Parsers = {
@@ -134,7 +135,20 @@ def retry_policy(reader: Reader, node: Node | None, inherited: Mapping[str, Any]
 def breaker_policy(reader: Reader, node: Node | None, inherited: Mapping[str, Any] | None) -> BreakerPolicy:
     """The integration's breaker policy: its own block merged key by key over the defaults' block."""
     own = read_block(reader, node, _BREAKER_PARSERS) if node is not None else {}
-    return BreakerPolicy(**{**(inherited or {}), **own})
+    merged = {**(inherited or {}), **own}
+    if "graphql_error_codes" in merged:
+        merged["graphql_error_codes"] = frozenset(
+            code for code in _codes(reader, merged["graphql_error_codes"]) if code
+        )
+    return BreakerPolicy(**merged)
+
+
+def _codes(reader: Reader, value: object) -> list[str]:
+    if isinstance(value, frozenset):
+        return list(value)
+    if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
+        return []
+    return value
 
 
 @dataclass

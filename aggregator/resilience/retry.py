@@ -13,6 +13,7 @@ from aggregator.errors import (
     CircuitOpen,
     UpstreamBadResponse,
     UpstreamError,
+    UpstreamGraphQLError,
     UpstreamHTTPError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -73,6 +74,8 @@ def classify(error: BaseException) -> Outcome:
         return "failure" if error.status == 408 or error.status >= 500 else "success"
     if isinstance(error, UpstreamUnavailable | UpstreamTimeout | UpstreamBadResponse):
         return "failure"
+    if isinstance(error, UpstreamGraphQLError):
+        return "failure" if error.counts_as_failure else "success"
     if isinstance(error, UpstreamError) and not isinstance(error, CircuitOpen | BulkheadFull):
         return "success"
     return "ignored"

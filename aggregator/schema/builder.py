@@ -89,7 +89,9 @@ def _fill(cls: type, obj: ObjectType, named: Mapping[str, type], *, is_input: bo
 def _param_type_names(config: Config) -> set[str]:
     """Object types used as argument types: they also need an input type."""
     used: set[str] = set()
-    pending = [p.type.named for i in config.integrations.values() for o in i.operations.values() for p in o.params]
+    pending = [
+        p.type.named for i in config.integrations.values() for o in i.operations.values() for p in o.params
+    ]
     while pending:
         name = pending.pop()
         if name in config.types and name not in used:
@@ -98,7 +100,9 @@ def _param_type_names(config: Config) -> set[str]:
     return used
 
 
-def _resolver_stub(op: Operation, inputs: Mapping[str, type], outputs: Mapping[str, type]) -> Callable[..., Any]:
+def _resolver_stub(
+    op: Operation, inputs: Mapping[str, type], outputs: Mapping[str, type]
+) -> Callable[..., Any]:
     """A function whose signature tells Strawberry the field's arguments and type.
 
     It is never called: the real resolver is set on the graphql-core field after the build.
@@ -109,10 +113,13 @@ def _resolver_stub(op: Operation, inputs: Mapping[str, type], outputs: Mapping[s
 
     parameters = []
     for index, param in enumerate(op.params):
-        annotation = Annotated[_python_type(param.type, inputs), strawberry.argument(name=param.name)]
+        python_type = _python_type(param.type, inputs)
+        annotation = Annotated[python_type, strawberry.argument(name=param.name)]  # type: ignore[valid-type]
         default = inspect.Parameter.empty if param.required else None
         parameters.append(
-            inspect.Parameter(f"arg{index}", inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+            inspect.Parameter(
+                f"arg{index}", inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+            )
         )
     returns = _python_type(TypeExpr(name=op.returns.name, of=op.returns.of, non_null=False), outputs)
     stub.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
@@ -120,10 +127,12 @@ def _resolver_stub(op: Operation, inputs: Mapping[str, type], outputs: Mapping[s
     return stub
 
 
-def _operation_resolver(module: IntegrationModule, integration: Integration, op: Operation) -> Callable[..., Any]:
+def _operation_resolver(
+    module: IntegrationModule, integration: Integration, op: Operation
+) -> Callable[..., Any]:
     integration_id, operation_id = integration.id, op.id
 
-    async def resolve(_root: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+    async def resolve(_root: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
         context = info.context
         headers = context.headers if isinstance(context, RequestContext) else None
         # An AggregatorError propagates as is: graphql-core takes its message and `extensions` dict.
@@ -133,7 +142,7 @@ def _operation_resolver(module: IntegrationModule, integration: Integration, op:
 
 
 def _dict_resolver(key: str) -> Callable[..., Any]:
-    def resolve(source: Any, _info: GraphQLResolveInfo, **_: Any) -> Any:
+    def resolve(source: Any, _info: GraphQLResolveInfo[Any], **_: Any) -> Any:
         # An upstream that sends a list or a scalar where an object was declared yields nulls, not a crash.
         return source.get(key) if isinstance(source, dict) else None
 
@@ -141,7 +150,9 @@ def _dict_resolver(key: str) -> Callable[..., Any]:
 
 
 class _Schema(strawberry.Schema):
-    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         # Strawberry logs every error with a traceback at ERROR; most are expected here.
         for error in errors:
             original = error.original_error
@@ -182,7 +193,9 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
 
     types = {i.id: i.type for i in config.integrations.values()}
 
-    def integration_stats(arg0: Annotated[str | None, strawberry.argument(name="id")] = None) -> list[IntegrationStats]:
+    def integration_stats(
+        arg0: Annotated[str | None, strawberry.argument(name="id")] = None,
+    ) -> list[IntegrationStats]:
         if arg0 is None:
             snapshots = module.all_stats()
         elif arg0 not in types:
@@ -197,11 +210,8 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
         description="Breaker state, counters and latency of every integration, or of the one named.",
     )
 
-    def root_type(name: str, fields: dict[str, Any]) -> type | None:
-        if not fields:
-            return None
-        cls = type(name, (), {"__module__": __name__, **fields})
-        return strawberry.type(cls)
+    def root_type(name: str, fields: dict[str, Any]) -> type:
+        return strawberry.type(type(name, (), {"__module__": __name__, **fields}))
 
     server = config.server
     # The rule classes are made once: the validation cache is keyed by them, so a class made per
@@ -218,10 +228,10 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
         lambda: AddValidationRules(rules),
     ]
     schema = _Schema(
-        query=root_type("Query", roots["query"]),  # type: ignore[arg-type]
-        mutation=root_type("Mutation", roots["mutation"]),
-        extensions=extensions,  # type: ignore[arg-type]
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        query=root_type("Query", roots["query"]),
+        mutation=root_type("Mutation", roots["mutation"]) if roots["mutation"] else None,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map=dict(SCALAR_MAP)),
     )
     _bind(schema, outputs, inputs, bindings)
     return schema

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 from strawberry.scalars import JSON
 
 __all__ = ["JSON", "SCALAR_MAP", "DateTime", "from_epoch"]
@@ -32,7 +33,7 @@ def _parse_datetime(value: Any) -> str:
 
 DateTime = NewType("DateTime", str)
 
-SCALAR_MAP = {
+SCALAR_MAP: dict[object, ScalarDefinition] = {
     DateTime: strawberry.scalar(
         name="DateTime",
         description="An ISO 8601 date and time, passed to and from upstreams as a string.",
@@ -42,5 +43,5 @@ SCALAR_MAP = {
 }
 
 
-def from_epoch(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+def from_epoch(seconds: float | None) -> DateTime | None:
+    return None if seconds is None else DateTime(datetime.fromtimestamp(seconds, tz=UTC).isoformat())

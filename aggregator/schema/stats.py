@@ -43,9 +43,9 @@ class IntegrationStats:
     circuit_state: CircuitState
     failures: int = strawberry.field(description="Failures counted now in the breaker's sliding window.")
     failures_total: int = strawberry.field(description="Calls that ended in a failure since start.")
-    last_failure: DateTime | None  # type: ignore[valid-type]
-    last_success: DateTime | None  # type: ignore[valid-type]
-    opened_at: DateTime | None  # type: ignore[valid-type]
+    last_failure: DateTime | None
+    last_success: DateTime | None
+    opened_at: DateTime | None
     retry_after: float | None = strawberry.field(description="Seconds until the next trial call when OPEN.")
     calls: int
     successes: int

@@ -99,7 +99,9 @@ class GraphQLEndpoint:
             return HTMLResponse(self._graphiql_page)
         if media_type is None:
             return Response(
-                _error_body(f"Acceptable response types are {GRAPHQL_RESPONSE} and {JSON}.", "NOT_ACCEPTABLE"),
+                _error_body(
+                    f"Acceptable response types are {GRAPHQL_RESPONSE} and {JSON}.", "NOT_ACCEPTABLE"
+                ),
                 status_code=406,
                 media_type=JSON,
             )
@@ -109,7 +111,9 @@ class GraphQLEndpoint:
             result = await self._execute(request, params, request_id)
         except RequestRefused as refused:
             return Response(
-                _error_body(refused.message, "BAD_REQUEST" if refused.status == 400 else f"HTTP_{refused.status}"),
+                _error_body(
+                    refused.message, "BAD_REQUEST" if refused.status == 400 else f"HTTP_{refused.status}"
+                ),
                 status_code=refused.status,
                 media_type=media_type,
                 headers={**refused.headers, "x-request-id": request_id},
@@ -122,7 +126,10 @@ class GraphQLEndpoint:
             body["data"] = result.data
         status = 400 if is_request_error and media_type == GRAPHQL_RESPONSE else 200
         return Response(
-            orjson.dumps(body), status_code=status, media_type=media_type, headers={"x-request-id": request_id}
+            orjson.dumps(body),
+            status_code=status,
+            media_type=media_type,
+            headers={"x-request-id": request_id},
         )
 
     def _wants_graphiql(self, request: Request) -> bool:
@@ -144,7 +151,9 @@ class GraphQLEndpoint:
                 raise RequestRefused(415, f"POST requests must have Content-Type: {JSON}.")
             raw = _loads(await self._body(request), "The request body is not valid JSON.")
             if isinstance(raw, list):
-                raise RequestRefused(400, "Batched requests are not supported; send one operation per request.")
+                raise RequestRefused(
+                    400, "Batched requests are not supported; send one operation per request."
+                )
             if not isinstance(raw, dict):
                 raise RequestRefused(400, "The request body must be a JSON object.")
         query, variables = raw.get("query"), raw.get("variables")
@@ -186,11 +195,17 @@ class GraphQLEndpoint:
             )
         except InvalidOperationTypeError as error:
             raise RequestRefused(
-                405, f"{error.as_http_error_reason(request.method).capitalize()}; use POST.", {"allow": "POST"}
+                405,
+                f"{error.as_http_error_reason(request.method).capitalize()}; use POST.",
+                {"allow": "POST"},
             ) from None
         except CannotGetOperationTypeError:
             name = params["operation_name"]
-            message = f"Unknown operation named '{name}'." if name else "Must provide operationName when the document has several operations."
+            message = (
+                f"Unknown operation named '{name}'."
+                if name
+                else "Must provide operationName when the document has several operations."
+            )
             raise RequestRefused(400, message) from None
         except MissingQueryError:
             raise RequestRefused(400, "The 'query' parameter is required.") from None

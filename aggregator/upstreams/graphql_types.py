@@ -93,21 +93,32 @@ class _Walker:
         self._taken = taken
         self._derived = derived
         self._names = names
-        self._fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self._fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
         self._operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
 
     def operation_returns(self, op: Operation) -> TypeExpr:
         definition = next(
-            (d for d in self._operations if op.operation_name is None or (d.name and d.name.value == op.operation_name)),
+            (
+                d
+                for d in self._operations
+                if op.operation_name is None or (d.name and d.name.value == op.operation_name)
+            ),
             self._operations[0],
         )
-        root = self._schema.mutation_type if definition.operation == OperationType.MUTATION else self._schema.query_type
+        root = (
+            self._schema.mutation_type
+            if definition.operation == OperationType.MUTATION
+            else self._schema.query_type
+        )
         assert root is not None  # validation passed, so the root type exists
         selections = self._fields(root, definition.selection_set)
         path = op.select.split(".") if op.select else ([*selections] if len(selections) == 1 else [])
         if not path:
             return TypeExpr(name=self._object(root, definition.selection_set))
-        parent, selection_set = root, definition.selection_set
+        parent: GraphQLObjectType = root
+        selection_set: SelectionSetNode | None = definition.selection_set
         expr: TypeExpr = JSON
         for key in path:
             node = self._fields(parent, selection_set).get(key)
@@ -121,7 +132,9 @@ class _Walker:
             parent, selection_set = named, node.selection_set
         return expr
 
-    def _fields(self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None) -> dict[str, FieldNode]:
+    def _fields(
+        self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None
+    ) -> dict[str, FieldNode]:
         """Response key -> field node, fragments on ``parent`` itself expanded."""
         found: dict[str, FieldNode] = {}
         for selection in selection_set.selections if selection_set else ():
@@ -156,7 +169,9 @@ class _Walker:
         fields = dict(self._derived.types[name].fields) if name in self._derived.types else {}
         for key, node in self._fields(upstream, selection_set).items():
             fields[key] = self._expr(upstream.fields[node.name.value].type, node)
-        self._derived.types[name] = ObjectType(name=name, fields=fields, description=upstream.description or "")
+        self._derived.types[name] = ObjectType(
+            name=name, fields=fields, description=upstream.description or ""
+        )
         return name
 
     def _gateway_name(self, upstream_name: str) -> str:
@@ -170,5 +185,15 @@ class _Walker:
 
 # Type names the gateway's own schema uses.
 _RESERVED = frozenset(
-    {"Query", "Mutation", "Subscription", "IntegrationStats", "OperationStats", "Latency", "CircuitState", "JSON", "DateTime"}
+    {
+        "Query",
+        "Mutation",
+        "Subscription",
+        "IntegrationStats",
+        "OperationStats",
+        "Latency",
+        "CircuitState",
+        "JSON",
+        "DateTime",
+    }
 )

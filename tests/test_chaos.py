@@ -1,0 +1,342 @@
+"""The chaos run: the real gateway process under 50 concurrent clients while one upstream flips.
+
+The gateway runs as ``aggregator serve`` in its own process, in front of three real loopback
+upstreams; ``flaky`` is healthy, then answers 500s, then is healthy, then hangs, then is healthy
+again, a few seconds each. One load run (a baseline stretch first, with every upstream healthy) is
+shared by the tests below, each asserting one property of it; the figures are printed as a
+``FIGURE chaos run: ...`` line. ``AGGREGATOR_CHAOS_SECONDS`` sets the run's length (default 20).
+
+Graceful shutdown has its own runs: SIGTERM with 50 requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import httpx
+import pytest
+from faults import FaultUpstream, Seen
+from figures import report
+from gateway_process import GatewayProcess, gateway_process
+from loadgen import Kind, Shot, percentile, problem_with, run_clients
+
+CHAOS_SECONDS = float(os.environ.get("AGGREGATOR_CHAOS_SECONDS", "20"))
+CLIENTS = 50
+WARM_UP = 1.0
+BASELINE_SHARE = 0.25
+# The flaky upstream's modes during the chaos part, each for an equal share of it.
+SEGMENTS = ("ok", "status", "ok", "hang", "ok")
+
+ATTEMPT_TIMEOUT = 0.3
+DEADLINE = 1.0
+RESET_AFTER = 1.0
+CLIENT_TIMEOUT = 5.0
+POLL = 0.05
+# A request admitted just before the breaker opened may reach the upstream a little after.
+STRAGGLER = 0.1
+KEEPALIVE_EXPIRY = 5.0  # httpx's default: idle upstream connections are dropped after this
+
+CONFIG = """
+types:
+  Item: {{id: "ID!", name: String}}
+integrations:
+  alpha:
+    base_url: {alpha}
+    timeout: 2s
+    operations:
+      getItem: {{path: "/items/{{id}}", params: {{id: "ID!"}}, returns: Item}}
+      createItem: {{method: POST, path: /items, params: {{id: "ID!"}}, returns: Item}}
+  beta:
+    base_url: {beta}
+    timeout: 2s
+    operations:
+      getItem: {{path: "/items/{{id}}", params: {{id: "ID!"}}, returns: Item}}
+  flaky:
+    base_url: {flaky}
+    timeout: {timeout}s
+    retry: {{max_attempts: 2, initial_wait: 20ms, max_wait: 100ms, deadline: {deadline}s}}
+    circuit_breaker: {{threshold: 5, failure_rate: 0.5, window: 5s, reset_after: {reset_after}s}}
+    operations:
+      getItem: {{path: "/items/{{id}}", params: {{id: "ID!"}}, returns: Item}}
+      createItem: {{method: POST, path: /items, params: {{id: "ID!"}}, returns: Item}}
+"""
+
+ALL_THREE = '{ alpha_getItem(id: "w") { id } beta_getItem(id: "w") { id } flaky_getItem(id: "w") { id } }'
+KINDS = [
+    Kind("healthy", '{ alpha_getItem(id: "a") { id } beta_getItem(id: "b") { id } }', 0.45),
+    Kind("flaky", '{ flaky_getItem(id: "f") { id } beta_getItem(id: "b") { id } }', 0.35),
+    Kind("flaky_mutation", "mutation($ref: ID!) { flaky_createItem(id: $ref) { id } }", 0.12, lambda r: {"ref": r}),
+    Kind("alpha_mutation", "mutation($ref: ID!) { alpha_createItem(id: $ref) { id } }", 0.08, lambda r: {"ref": r}),
+]
+
+
+@dataclass(frozen=True)
+class Segment:
+    mode: str
+    start: float  # wall clock, once the upstream acts so
+    end: float
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    state: str
+    opened_at: float | None
+
+
+@dataclass
+class ChaosRun:
+    shots: list[Shot]
+    baseline: tuple[float, float]
+    segments: list[Segment]
+    samples: list[Sample]
+    flaky_seen: list[Seen]
+    alpha_seen: list[Seen]
+    sockets: tuple[int, int]
+    rss: tuple[int, int]
+    log: str
+    seconds: float
+
+    def shots_of(self, kind: str, start: float, end: float) -> list[Shot]:
+        return [s for s in self.shots if s.kind == kind and start <= s.started < end]
+
+    @property
+    def failing(self) -> list[Segment]:
+        return [s for s in self.segments if s.mode != "ok"]
+
+
+def _epoch(text: str | None) -> float | None:
+    return None if text is None else datetime.fromisoformat(text).timestamp()
+
+
+async def _poll_breaker(url: str, stop: asyncio.Event) -> list[Sample]:
+    samples = []
+    query = '{ integrationStats(id: "flaky") { circuitState openedAt } }'
+    async with httpx.AsyncClient(base_url=url, timeout=CLIENT_TIMEOUT) as http:
+        while not stop.is_set():
+            at = time.time()
+            body = (await http.post("/graphql", json={"query": query})).json()
+            (stats,) = body["data"]["integrationStats"]
+            samples.append(Sample(at, stats["circuitState"], _epoch(stats["openedAt"])))
+            await asyncio.sleep(POLL)
+    return samples
+
+
+async def _flip(flaky: FaultUpstream, chaos_starts: float, segment_seconds: float) -> list[Segment]:
+    """Switch the flaky upstream's mode on schedule; the segments as they really happened."""
+    begun: list[tuple[str, float]] = []
+    for index, mode in enumerate(SEGMENTS):
+        await asyncio.sleep(max(0.0, chaos_starts + index * segment_seconds - time.monotonic()))
+        options = {"code": 500} if mode == "status" else {}
+        await asyncio.to_thread(flaky.set_mode, mode, **options)
+        begun.append((mode, time.time()))
+    await asyncio.sleep(max(0.0, chaos_starts + len(SEGMENTS) * segment_seconds - time.monotonic()))
+    ends = [start for _, start in begun[1:]] + [time.time()]
+    return [Segment(mode, start, end) for (mode, start), end in zip(begun, ends, strict=True)]
+
+
+async def _load(gateway: GatewayProcess, flaky: FaultUpstream) -> tuple[list[Shot], tuple[float, float], list[Segment], list[Sample]]:
+    measured = CHAOS_SECONDS
+    chaos_seconds = measured * (1 - BASELINE_SHARE)
+    segment_seconds = chaos_seconds / len(SEGMENTS)
+    now = time.monotonic()
+    wall = time.time()
+    baseline = (wall + WARM_UP, wall + WARM_UP + measured * BASELINE_SHARE)
+    chaos_starts = now + WARM_UP + measured * BASELINE_SHARE
+    stop = asyncio.Event()
+    poller = asyncio.ensure_future(_poll_breaker(gateway.url, stop))
+    flipper = asyncio.ensure_future(_flip(flaky, chaos_starts, segment_seconds))
+    shots = await run_clients(
+        gateway.url, KINDS, clients=CLIENTS, seconds=WARM_UP + measured, timeout=CLIENT_TIMEOUT, pause=0.02, seed=5
+    )
+    segments = await flipper
+    stop.set()
+    return shots, baseline, segments, await poller
+
+
+def _warm_request(gateway: GatewayProcess) -> None:
+    """One request through all three integrations on a fresh connection, closed after: the idle
+    upstream connections past their keep-alive are dropped on it, so each pool holds one."""
+    with httpx.Client(base_url=gateway.url, timeout=CLIENT_TIMEOUT) as http:
+        response = http.post("/graphql", json={"query": ALL_THREE})
+    assert problem_with(response.status_code, response.content) is None, response.text
+
+
+def _settled_sockets(gateway: GatewayProcess, at_most: int) -> int:
+    deadline = time.monotonic() + 5
+    count = gateway.sockets()
+    while count > at_most and time.monotonic() < deadline:
+        time.sleep(0.1)
+        count = gateway.sockets()
+    return count
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[ChaosRun]:
+    with FaultUpstream() as alpha, FaultUpstream() as beta, FaultUpstream() as flaky:
+        config = tmp_path_factory.mktemp("chaos") / "integrations.yaml"
+        config.write_text(
+            CONFIG.format(
+                alpha=alpha.url, beta=beta.url, flaky=flaky.url,
+                timeout=ATTEMPT_TIMEOUT, deadline=DEADLINE, reset_after=RESET_AFTER,
+            )
+        )
+        with gateway_process(config) as gateway:
+            _warm_request(gateway)
+            sockets_before = _settled_sockets(gateway, at_most=0)
+            rss_before = gateway.rss_bytes()
+            started = time.monotonic()
+            shots, baseline, segments, samples = asyncio.run(_load(gateway, flaky))
+            seconds = time.monotonic() - started
+            time.sleep(KEEPALIVE_EXPIRY + 0.5)
+            _warm_request(gateway)
+            sockets_after = _settled_sockets(gateway, at_most=sockets_before)
+            rss_after = gateway.rss_bytes()
+            result = ChaosRun(
+                shots=shots, baseline=baseline, segments=segments, samples=samples,
+                flaky_seen=flaky.seen, alpha_seen=alpha.seen,
+                sockets=(sockets_before, sockets_after), rss=(rss_before, rss_after),
+                log=gateway.log(), seconds=seconds,
+            )
+    yield result
+    report(pytestconfig, _figures(result))
+
+
+# The properties --------------------------------------------------------------------------------------
+
+
+def _unclean(run: ChaosRun) -> list[Shot]:
+    return [shot for shot in run.shots if shot.problem is not None]
+
+
+def _mutation_tally(run: ChaosRun) -> tuple[int, int, int]:
+    """(mutations sent, lost: answered with data but not received once, duplicated: received twice+)."""
+    received = Counter(seen.json()["id"] for seen in [*run.flaky_seen, *run.alpha_seen] if seen.method == "POST")
+    mutations = [s for s in run.shots if s.ref is not None]
+    field = {"flaky_mutation": "flaky_createItem", "alpha_mutation": "alpha_createItem"}
+    lost = sum(1 for s in mutations if s.problem is None and s.data(field[s.kind]) and received[s.ref] != 1)
+    duplicated = sum(1 for count in received.values() if count > 1)
+    return len(mutations), lost, duplicated
+
+
+def _isolation(run: ChaosRun) -> tuple[float, float]:
+    """Healthy requests while flaky failed against the baseline: (p99 ratio, median ratio)."""
+    base = [s.latency for s in run.shots_of("healthy", *run.baseline)]
+    chaos = [s.latency for seg in run.failing for s in run.shots_of("healthy", seg.start, seg.end)]
+    return percentile(chaos, 0.99) / percentile(base, 0.99), median(chaos) / median(base)
+
+
+def _recoveries(run: ChaosRun) -> list[float]:
+    """Seconds from each failing segment's end (upstream healthy again) to the breaker seen CLOSED."""
+    found = []
+    for segment in run.failing:
+        closed = [s.at for s in run.samples if s.at >= segment.end and s.state == "CLOSED"]
+        found.append(closed[0] - segment.end if closed else float("inf"))
+    return found
+
+
+def _figures(run: ChaosRun) -> str:
+    sent, lost, duplicated = _mutation_tally(run)
+    p99_ratio, median_ratio = _isolation(run)
+    base = [s.latency for s in run.shots_of("healthy", *run.baseline)]
+    chaos = [s.latency for seg in run.failing for s in run.shots_of("healthy", seg.start, seg.end)]
+    return (
+        f"chaos run: {len(run.shots)} requests in {run.seconds:.1f}s by {CLIENTS} clients "
+        f"({len(run.shots) / run.seconds:.0f}/s), unclean errors {len(_unclean(run))}, "
+        f"mutations {sent} (lost {lost}, duplicated {duplicated}), "
+        f"RSS growth {(run.rss[1] - run.rss[0]) / 2**20:.1f} MB, sockets {run.sockets[0]} -> {run.sockets[1]}, "
+        f"healthy p99 {percentile(base, 0.99) * 1000:.0f} ms baseline vs {percentile(chaos, 0.99) * 1000:.0f} ms "
+        f"while failing (isolation ratio p99 {p99_ratio:.2f}, median {median_ratio:.2f}), "
+        f"breaker recovery {', '.join(f'{r:.2f}s' for r in _recoveries(run))}"
+    )
+
+
+def test_every_request_got_a_well_formed_graphql_answer(run: ChaosRun) -> None:
+    """No HTTP 5xx from the gateway, no client timeout, no error without a known code."""
+    unclean = _unclean(run)
+    assert len(run.shots) > 1000
+    assert not unclean, Counter(shot.problem for shot in unclean)
+
+
+def test_no_answer_took_longer_than_the_deadline_allows(run: ChaosRun) -> None:
+    """A request touching the failing upstream is answered within its deadline (plus a noisy-box margin)."""
+    slowest = max(shot.latency for shot in run.shots if shot.kind == "flaky")
+    assert slowest < DEADLINE + 2.0
+
+
+def test_the_healthy_integrations_never_failed(run: ChaosRun) -> None:
+    """alpha and beta answered every request, whatever flaky was doing."""
+    errors = [
+        error
+        for shot in run.shots
+        if shot.body
+        for error in shot.body.get("errors", [])
+        if not error["path"][0].startswith("flaky_")
+    ]
+    assert errors == []
+
+
+def test_the_breaker_stayed_closed_while_everything_was_healthy(run: ChaosRun) -> None:
+    """No breaker trips during the baseline."""
+    start, end = run.baseline
+    assert {s.state for s in run.samples if start <= s.at < end} == {"CLOSED"}
+
+
+def test_the_breaker_opened_while_the_upstream_failed(run: ChaosRun) -> None:
+    """In each failing segment (500s, then hangs) the breaker was seen OPEN."""
+    for segment in run.failing:
+        states = {s.state for s in run.samples if segment.start <= s.at < segment.end}
+        assert "OPEN" in states, (segment.mode, states)
+
+
+def test_the_breaker_closed_within_reset_after_and_one_trial_of_recovery(run: ChaosRun) -> None:
+    """Once the upstream is healthy again, the next trial closes it: within reset_after plus one
+    (possibly hanging) trial, plus the polling interval and a noisy-box margin."""
+    for recovery in _recoveries(run):
+        assert recovery <= RESET_AFTER + ATTEMPT_TIMEOUT + POLL + 0.5
+
+
+def test_while_open_the_failing_upstream_saw_only_the_half_open_trials(run: ChaosRun) -> None:
+    """Between opening and reset_after nothing reaches the upstream; each later arrival is one trial,
+    and each failed trial reopened the breaker (so trials <= opens)."""
+    for segment in run.failing:
+        opens = sorted({s.opened_at for s in run.samples if s.opened_at and segment.start <= s.opened_at <= segment.end})
+        assert opens, segment.mode
+        arrivals = [seen.at for seen in run.flaky_seen if opens[0] + STRAGGLER < seen.at < segment.end]
+        while_open = [a for a in arrivals if any(o + STRAGGLER < a < o + RESET_AFTER - STRAGGLER for o in opens)]
+        assert while_open == [], segment.mode
+        assert len(arrivals) <= len(opens), (segment.mode, len(arrivals), len(opens))
+
+
+def test_no_mutation_was_lost_or_duplicated(run: ChaosRun) -> None:
+    """Every mutation answered with data reached its upstream exactly once; none arrived twice."""
+    sent, lost, duplicated = _mutation_tally(run)
+    assert sent > 100
+    assert (lost, duplicated) == (0, 0)
+
+
+def test_healthy_latency_stayed_within_twice_the_baseline(run: ChaosRun) -> None:
+    """Isolation: the p99 of requests that only touch healthy upstreams, while flaky failed, is within
+    2x of the baseline's."""
+    p99_ratio, _ = _isolation(run)
+    assert p99_ratio <= 2.0
+
+
+def test_memory_and_sockets_returned_to_their_start(run: ChaosRun) -> None:
+    """RSS grew by less than 20 MB and the gateway holds no more sockets than before the run."""
+    assert run.rss[1] - run.rss[0] < 20 * 2**20
+    assert run.sockets[1] <= run.sockets[0]
+
+
+def test_the_gateway_wrote_no_traceback(run: ChaosRun) -> None:
+    """Thousands of upstream failures are logged as one-line warnings, never as tracebacks."""
+    assert "Traceback" not in run.log
