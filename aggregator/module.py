@@ -9,8 +9,9 @@ This is what the GraphQL resolvers call and what a library user imports::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -21,6 +22,11 @@ from aggregator.errors import UnknownOperation
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.resilience.executor import Executor
 from aggregator.resilience.stats import IntegrationStatsSnapshot
+from aggregator.upstreams.graphql import GraphQLUpstream
+from aggregator.upstreams.graphql_types import derive
+from aggregator.upstreams.rest import RestUpstream
+
+log = logging.getLogger("aggregator.module")
 
 
 class Upstream(Protocol):
@@ -56,14 +62,9 @@ class _Entry:
 def _make_upstream(
     integration: Integration, *, clock: Clock, transport: httpx.AsyncBaseTransport | None
 ) -> Upstream:
-    # Imported here so that a library user of one upstream kind does not import the others.
     if integration.type == "rest":
-        from aggregator.upstreams.rest import RestUpstream
-
         return RestUpstream(integration, transport=transport, clock=clock)
     if integration.type == "graphql":
-        from aggregator.upstreams.graphql import GraphQLUpstream
-
         return GraphQLUpstream(integration, transport=transport, clock=clock)
     raise ValueError(f"integration {integration.id!r}: type {integration.type!r} is not supported yet")
 
@@ -161,6 +162,39 @@ class IntegrationModule:
 
     def all_stats(self) -> list[IntegrationStatsSnapshot]:
         return [entry.executor.snapshot() for entry in self._entries.values()]
+
+    def on_schema_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever a GraphQL upstream's schema becomes known after start-up."""
+        for entry in self._entries.values():
+            if isinstance(entry.upstream, GraphQLUpstream):
+                entry.upstream.on_schema(callback)
+
+    def typed_config(self, config: Config) -> Config:
+        """``config`` plus the types derived from the GraphQL upstreams' schemas known now.
+
+        Operations that left ``returns`` out get a type derived from their selection set; a document
+        that does not validate against its upstream's schema is logged and keeps JSON.
+        """
+        types = dict(config.types)
+        integrations = dict(config.integrations)
+        for key, entry in self._entries.items():
+            upstream = entry.upstream
+            if (
+                not isinstance(upstream, GraphQLUpstream)
+                or upstream.schema is None
+                or key not in integrations
+            ):
+                continue
+            derived = derive(entry.integration, upstream.schema, types)
+            for problem in derived.problems:
+                log.error("operation document does not match the upstream's schema: %s", problem)
+            types.update(derived.types)
+            operations = {
+                op_id: replace(op, returns=derived.returns[op_id]) if op_id in derived.returns else op
+                for op_id, op in entry.integration.operations.items()
+            }
+            integrations[key] = replace(entry.integration, operations=operations)
+        return replace(config, types=types, integrations=integrations)
 
     def health(self) -> Health:
         """Healthy when every breaker is closed; otherwise degraded, naming the integrations that are not."""

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -125,8 +126,8 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def serve_gateway(config_text: str) -> Iterator[Gateway]:
-    app = create_app(loads(config_text))
+def serve_gateway(config_text: str, *, base_dir: Path | None = None) -> Iterator[Gateway]:
+    app = create_app(loads(config_text, base_dir=base_dir))
     with serve_asgi(app, lifespan="on") as url:
         gateway = Gateway(url, app)
         try:

@@ -40,13 +40,22 @@ class GatewayProcess:
                 return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS line in /proc status")
 
-    def sockets(self) -> int:
-        """Open socket descriptors, from /proc/PID/fd."""
-        count = 0
+    def sockets(self) -> list[str]:
+        """Its open sockets, from /proc/PID/fd: TCP ones as "local -> remote STATE", others by inode."""
+        tcp = _tcp_table(self.pid)
+        found = []
         for fd in Path(f"/proc/{self.pid}/fd").iterdir():
             with contextlib.suppress(FileNotFoundError):  # closed while we looked
-                count += os.readlink(fd).startswith("socket:")
-        return count
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inode = target[len("socket:[") : -1]
+                    found.append(tcp.get(inode, f"socket {inode}"))
+        return sorted(found)
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time used so far, from /proc/PID/stat."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -54,6 +63,26 @@ class GatewayProcess:
     def log(self) -> str:
         """Everything it wrote to stdout and stderr so far."""
         return self._log.read_text(errors="replace")
+
+
+_TCP_STATES = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "0A": "LISTEN"}
+
+
+def _address(text: str) -> str:
+    host, port = text.split(":")
+    octets = ".".join(str(int(host[i : i + 2], 16)) for i in (6, 4, 2, 0)) if len(host) == 8 else "[v6]"
+    return f"{octets}:{int(port, 16)}"
+
+
+def _tcp_table(pid: int) -> dict[str, str]:
+    """inode -> "local -> remote STATE" for the TCP sockets of the process's network namespace."""
+    table = {}
+    for name in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]:
+            fields = line.split()
+            state = _TCP_STATES.get(fields[3], fields[3])
+            table[fields[9]] = f"{_address(fields[1])} -> {_address(fields[2])} {state}"
+    return table
 
 
 def _free_port() -> int:

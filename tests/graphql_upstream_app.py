@@ -47,7 +47,7 @@ class Product:
     tags: list[str]
 
     @strawberry.field
-    def stock(self) -> int:
+    def stock(self) -> int | None:
         if self.id == "13":
             raise ValueError("stock service unavailable for product 13")
         return 7

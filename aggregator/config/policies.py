@@ -134,21 +134,17 @@ def retry_policy(reader: Reader, node: Node | None, inherited: Mapping[str, Any]
 
 def breaker_policy(reader: Reader, node: Node | None, inherited: Mapping[str, Any] | None) -> BreakerPolicy:
     """The integration's breaker policy: its own block merged key by key over the defaults' block."""
-    own = read_block(reader, node, _BREAKER_PARSERS) if node is not None else {}
-    merged = {**(inherited or {}), **own}
-    if "graphql_error_codes" in merged:
-        merged["graphql_error_codes"] = frozenset(
-            code for code in _codes(reader, merged["graphql_error_codes"]) if code
-        )
-    return BreakerPolicy(**merged)
+    own = _breaker_block(reader, node) if node is not None else {}
+    return BreakerPolicy(**{**(inherited or {}), **own})
 
 
-def _codes(reader: Reader, value: object) -> list[str]:
-    if isinstance(value, frozenset):
-        return list(value)
-    if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
-        return []
-    return value
+def _breaker_block(reader: Reader, node: Node) -> dict[str, Any]:
+    values = read_block(reader, node, _BREAKER_PARSERS)
+    if "graphql_error_codes" in values:
+        entries = node.value if isinstance(node.value, dict) else {}
+        items = reader.items(entries["graphql_error_codes"])
+        values["graphql_error_codes"] = frozenset(reader.read(item, string, "") for item in items) - {""}
+    return values
 
 
 @dataclass
@@ -180,7 +176,7 @@ def read_defaults(reader: Reader, node: Node | None) -> Defaults:
         defaults.retry = _retry_block(reader, entries["retry"])
         _check_waits(reader, entries["retry"], defaults.retry)
     if "circuit_breaker" in entries:
-        defaults.circuit_breaker = read_block(reader, entries["circuit_breaker"], _BREAKER_PARSERS)
+        defaults.circuit_breaker = _breaker_block(reader, entries["circuit_breaker"])
     return defaults
 
 

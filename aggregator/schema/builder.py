@@ -29,11 +29,12 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from aggregator.config.models import Config, Integration, ObjectType, Operation, TypeExpr
-from aggregator.errors import CallError, UpstreamError
+from aggregator.errors import CallError, UpstreamError, UpstreamGraphQLError
 from aggregator.module import IntegrationModule
 from aggregator.schema.limits import max_fields_rule
 from aggregator.schema.scalars import JSON, SCALAR_MAP, DateTime
 from aggregator.schema.stats import IntegrationStats, to_graphql
+from aggregator.upstreams.graphql import PartialResult
 
 log = logging.getLogger("aggregator.graphql")
 
@@ -52,10 +53,34 @@ _CACHE_SIZE = 1024
 
 @dataclass
 class RequestContext:
-    """What a resolver knows of the incoming HTTP request."""
+    """What a resolver knows of the incoming HTTP request, and errors it adds to the response."""
 
     headers: Mapping[str, str] = field(default_factory=dict)
     request_id: str = ""
+    # Errors that came with partial data from a GraphQL upstream: the data is returned, these are added.
+    upstream_errors: list[GraphQLError] = field(default_factory=list)
+
+    def add_partial_errors(
+        self, info: GraphQLResolveInfo[Any], integration_id: str, op: Operation, partial: PartialResult
+    ) -> None:
+        selected = op.select.split(".") if op.select else []
+        for error in partial.errors:
+            upstream_path = error.get("path") or []
+            # The upstream's path points into its `data`; below the selected part it is ours too.
+            inner = upstream_path[len(selected) :] if upstream_path[: len(selected)] == selected else []
+            code = error.get("extensions", {}).get("code")
+            extensions = {
+                "code": UpstreamGraphQLError.code,
+                "integration": integration_id,
+                "operation": op.id,
+                "upstreamPath": upstream_path,
+                **({"upstreamCode": code} if code else {}),
+            }
+            self.upstream_errors.append(
+                GraphQLError(
+                    error.get("message", ""), path=[*info.path.as_list(), *inner], extensions=extensions
+                )
+            )
 
 
 def _python_type(expr: TypeExpr, named: Mapping[str, type]) -> Any:
@@ -136,7 +161,12 @@ def _operation_resolver(
         context = info.context
         headers = context.headers if isinstance(context, RequestContext) else None
         # An AggregatorError propagates as is: graphql-core takes its message and `extensions` dict.
-        return await module.call(integration_id, operation_id, args, headers=headers)
+        result = await module.call(integration_id, operation_id, args, headers=headers)
+        if isinstance(result, PartialResult):
+            if isinstance(context, RequestContext):
+                context.add_partial_errors(info, integration_id, op, result)
+            return result.data
+        return result
 
     return resolve
 

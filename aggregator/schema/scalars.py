@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any, NewType
 
 import strawberry
-from strawberry.types.scalar import ScalarDefinition
 from strawberry.scalars import JSON
+from strawberry.types.scalar import ScalarDefinition
 
 __all__ = ["JSON", "SCALAR_MAP", "DateTime", "from_epoch"]
 

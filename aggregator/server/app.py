@@ -27,9 +27,19 @@ from aggregator.server.views import GraphQLEndpoint
 def create_app(config: Config, *, module: IntegrationModule | None = None) -> Starlette:
     """The gateway for ``config``; pass a ``module`` to share one (tests, embedding), else one is made."""
     module = module or IntegrationModule(config)
-    schema = build_schema(config, module)
     server = config.server
-    endpoint = GraphQLEndpoint(schema, server, graphiql_html("/graphql") if server.graphiql else None)
+    endpoint = GraphQLEndpoint(
+        build_schema(module.typed_config(config), module),
+        server,
+        graphiql_html("/graphql") if server.graphiql else None,
+    )
+
+    def rebuild_schema() -> None:
+        # A GraphQL upstream's schema arrived (at start-up or later): its fields become typed.
+        endpoint.schema = build_schema(module.typed_config(config), module)
+        app.state.schema = endpoint.schema
+
+    module.on_schema_change(rebuild_schema)
 
     async def healthz(_: Request) -> JSONResponse:
         health = module.health()
@@ -44,6 +54,8 @@ def create_app(config: Config, *, module: IntegrationModule | None = None) -> St
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await module.start()
+        if any(i.type == "graphql" for i in config.integrations.values()):
+            rebuild_schema()
         app.state.ready = True
         try:
             yield
@@ -73,5 +85,5 @@ def create_app(config: Config, *, module: IntegrationModule | None = None) -> St
     app.state.ready = False
     app.state.draining = False
     app.state.module = module
-    app.state.schema = schema
+    app.state.schema = endpoint.schema
     return app

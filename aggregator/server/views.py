@@ -82,7 +82,7 @@ class GraphQLEndpoint:
     """The ``/graphql`` route: negotiation, parameter checks, execution and status codes."""
 
     def __init__(self, schema: strawberry.Schema, server: ServerConfig, graphiql_page: str | None) -> None:
-        self._schema = schema
+        self.schema = schema
         self._max_body = server.max_body_bytes
         self._graphiql_page = graphiql_page
 
@@ -108,7 +108,8 @@ class GraphQLEndpoint:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         try:
             params = await self._params(request)
-            result = await self._execute(request, params, request_id)
+            context = RequestContext(headers=_with_request_id(request, request_id), request_id=request_id)
+            result = await self._execute(request, params, context)
         except RequestRefused as refused:
             return Response(
                 _error_body(
@@ -119,9 +120,10 @@ class GraphQLEndpoint:
                 headers={**refused.headers, "x-request-id": request_id},
             )
         body: dict[str, Any] = {}
-        if result.errors:
-            body["errors"] = [_format(e) for e in result.errors]
-        is_request_error = result.data is None and all(e.path is None for e in result.errors or ())
+        errors = [*(result.errors or ()), *context.upstream_errors]
+        if errors:
+            body["errors"] = [_format(e) for e in errors]
+        is_request_error = result.data is None and all(e.path is None for e in errors)
         if not is_request_error:
             body["data"] = result.data
         status = 400 if is_request_error and media_type == GRAPHQL_RESPONSE else 200
@@ -182,11 +184,10 @@ class GraphQLEndpoint:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _execute(self, request: Request, params: dict[str, Any], request_id: str) -> Any:
+    async def _execute(self, request: Request, params: dict[str, Any], context: RequestContext) -> Any:
         allowed = _GET_OPERATIONS if request.method == "GET" else _POST_OPERATIONS
-        context = RequestContext(headers=_with_request_id(request, request_id), request_id=request_id)
         try:
-            return await self._schema.execute(
+            return await self.schema.execute(
                 params["query"],
                 variable_values=params["variables"],
                 context_value=context,

@@ -53,25 +53,17 @@ class Derived:
     problems: list[str] = field(default_factory=list)
 
 
-def validate_documents(integration: Integration, schema: GraphQLSchema) -> list[str]:
-    """Each operation's document checked against the upstream's schema: one message per error."""
-    problems = []
-    for op in integration.operations.values():
-        for error in validate(schema, parse(op.document)):
-            problems.append(f"{integration.id}.{op.id}: {error.message}")
-    return problems
-
-
 def derive(integration: Integration, schema: GraphQLSchema, taken: Mapping[str, ObjectType]) -> Derived:
-    """Types and returns for the operations of ``integration`` that did not declare ``returns``."""
+    """Types and returns for the operations of ``integration`` that did not declare ``returns``;
+    every document is validated against ``schema`` and its errors listed in ``problems``."""
     derived = Derived()
     names: dict[str, str] = {}  # upstream type name -> gateway type name
     for op in integration.operations.values():
-        if op.returns_declared:
-            continue
         document = parse(op.document)
         if errors := validate(schema, document):
             derived.problems.extend(f"{integration.id}.{op.id}: {e.message}" for e in errors)
+            continue
+        if op.returns_declared:
             continue
         walker = _Walker(integration.id, schema, document, taken, derived, names)
         derived.returns[op.id] = walker.operation_returns(op)

@@ -33,7 +33,7 @@ import httpx
 import orjson
 
 from aggregator.auth import build_authenticator
-from aggregator.config.models import Integration, Operation, Param, Secret, TypeExpr
+from aggregator.config.models import Integration, Operation, Param, TypeExpr
 from aggregator.errors import InvalidParams, UpstreamBadResponse, UpstreamError
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.http import (
@@ -44,20 +44,12 @@ from aggregator.upstreams.http import (
     read_prefix,
     set_header,
 )
+from aggregator.upstreams.request import REQUEST_ID_HEADER, RequestParts, header_value
 
 __all__ = ["REQUEST_ID_HEADER", "RestRequest", "RestUpstream"]
 
-REQUEST_ID_HEADER = "X-Request-Id"
-
 _PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
 _DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
-_LINE_BREAKS = re.compile(r"[\r\n\0]")
-# Connection-level headers describe the incoming connection, not the upstream call.
-_NOT_FORWARDABLE = frozenset(
-    {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
-)
-# Forwarded headers whose values are redacted from errors: credentials by name.
-_CREDENTIAL_HINTS = ("authorization", "cookie", "token", "key", "secret", "session", "password")
 _TEXT_SCALARS = frozenset({"String", "ID", "DateTime", "JSON"})
 _EMPTY_STATUSES = frozenset({204, 205})
 
@@ -99,11 +91,7 @@ class RestUpstream:
         base, _, base_query = integration.base_url.partition("?")
         self._base = base.rstrip("/")
         self._base_query = parse_qsl(base_query, keep_blank_values=True)
-        self._headers = {k: _reveal(v) for k, v in integration.headers.items()}
-        self._header_secrets = frozenset(
-            v.reveal() for v in integration.headers.values() if isinstance(v, Secret)
-        )
-        self._forward = {name.lower() for name in integration.forward_headers} | {REQUEST_ID_HEADER.lower()}
+        self._parts = RequestParts(integration)
 
     async def start(self) -> None:
         """Create the integration's one client: a keep-alive pool as large as its bulkhead."""
@@ -130,17 +118,11 @@ class RestUpstream:
     ) -> RestRequest:
         """Validate ``params`` and place each one; raises InvalidParams (nothing is sent)."""
         where = f"{self._integration.id}.{operation.id}"
-        declared = {p.name for p in operation.params}
-        unknown = sorted(name for name in params if name not in declared)
-        if unknown:
-            raise InvalidParams(f"{where}: unknown param(s) {', '.join(unknown)}")
-        missing = [p.name for p in operation.params if p.required and params.get(p.name) is None]
-        if missing:
-            raise InvalidParams(f"{where}: missing required param(s) {', '.join(missing)}")
+        self._parts.check_params(where, operation, params)
 
         path_template, _, fixed_query = operation.path.partition("?")
         query = [*self._base_query, *parse_qsl(fixed_query, keep_blank_values=True)]
-        headers = dict(self._headers)
+        headers = dict(self._parts.headers)
         segments: dict[str, str] = {}
         body_params: list[Param] = []
         for param in operation.params:
@@ -154,14 +136,9 @@ class RestUpstream:
             elif param.location == "query":
                 query.extend((param.name, _text(item)) for item in _items(value))
             else:
-                set_header(headers, param.name, _header_value(where, param.name, _text(value)))
+                set_header(headers, param.name, header_value(where, param.name, _text(value)))
 
-        forwarded: set[str] = set()
-        for name, value in (forwarded_headers or {}).items():
-            lowered = name.lower()
-            if lowered in self._forward and lowered not in _NOT_FORWARDABLE:
-                set_header(headers, name, _header_value(where, name, value))
-                forwarded.add(lowered)
+        forwarded = self._parts.forward(where, headers, forwarded_headers)
 
         body = _body(where, body_params, params)
         if body is not None and not any(k.lower() == "content-type" for k in headers):
@@ -174,7 +151,7 @@ class RestUpstream:
             headers=headers,
             body=body,
             idempotent=operation.idempotent or any(k.lower() == "idempotency-key" for k in headers),
-            forwarded=frozenset(forwarded),
+            forwarded=forwarded,
         )
 
     async def send(self, request: RestRequest) -> Any:
@@ -205,14 +182,7 @@ class RestUpstream:
         """One HTTP exchange; the response is closed when this returns, whatever happened."""
         headers = dict(request.headers)
         query = list(request.params)
-        names = self._auth.header_names
-        # Credentials that forwarded headers replace entirely are not even fetched.
-        if not names or not names <= request.forwarded:
-            credentials: dict[str, str] = {}
-            await self._auth.apply(credentials, query)
-            for name, value in credentials.items():
-                if name.lower() not in request.forwarded:
-                    set_header(headers, name, value)
+        await self._parts.apply_credentials(self._auth, headers, query, request.forwarded)
         try:
             async with client.stream(
                 request.method,
@@ -243,20 +213,12 @@ class RestUpstream:
 
     def _secrets(self, request: RestRequest) -> frozenset[str]:
         """What errors must not show: configured credentials, issued tokens, forwarded credentials."""
-        forwarded = set()
-        for name, value in request.headers.items():
-            lowered = name.lower()
-            if lowered in request.forwarded and any(hint in lowered for hint in _CREDENTIAL_HINTS):
-                forwarded |= {value, value.split(" ", 1)[-1]}
-        return self._header_secrets | self._auth.secrets() | forwarded
+        forwarded = self._parts.forwarded_secrets(request.headers, request.forwarded)
+        return self._parts.secrets | self._auth.secrets() | forwarded
 
     def _token_client(self) -> httpx.AsyncClient:
         # Its own small pool: a token fetch must never queue behind the calls that wait for it.
         return build_client(timeout=self._integration.timeout, max_connections=4, transport=self._transport)
-
-
-def _reveal(value: str) -> str:
-    return value.reveal() if isinstance(value, Secret) else value
 
 
 def _text(value: Any) -> str:
@@ -281,12 +243,6 @@ def _path_segment(where: str, name: str, value: Any) -> str:
     if not text:
         raise InvalidParams(f"{where}: path param {name} must not be empty")
     return _DOT_SEGMENTS.get(text) or quote(text, safe="")
-
-
-def _header_value(where: str, name: str, value: str) -> str:
-    if _LINE_BREAKS.search(value):
-        raise InvalidParams(f"{where}: header {name} must not contain a line break")
-    return value
 
 
 def _body(where: str, body_params: list[Param], params: Mapping[str, Any]) -> bytes | None:

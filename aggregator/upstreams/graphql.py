@@ -1,0 +1,367 @@
+"""GraphQL upstreams: an operation's document and params become one request through gql.
+
+The request goes through gql's async HTTPX transport, bound to the integration's one pooled
+``httpx.AsyncClient`` (so a GraphQL upstream shares the executor, auth, limits and pool exactly as a
+REST one). ``send`` makes one attempt; the executor around it retries, breaks and times out.
+
+Decisions where the issue is silent:
+
+- HTTP 408, 429 and 5xx are errors whatever the body says (a 503 with a GraphQL ``errors`` body is
+  still an overloaded upstream); other statuses with a GraphQL body are read as GraphQL results.
+- ``errors`` with no data is UPSTREAM_GRAPHQL_ERROR carrying the upstream's messages, paths and
+  codes (redacted). Data with errors is a ``PartialResult``: the gateway returns the data and adds
+  the errors. Only errors with no data can count as breaker failures, and only when their
+  ``extensions.code`` is in ``circuit_breaker.graphql_error_codes`` (``"*"``: any).
+- The upstream's schema comes from ``schema:`` or, failing that, from introspection at start-up;
+  when the upstream is down then, start-up goes on (fields stay JSON, the log says so) and
+  introspection is retried in the background with backoff until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from gql import GraphQLRequest
+from gql.transport.exceptions import TransportProtocolError, TransportServerError
+from gql.transport.httpx import HTTPXAsyncTransport
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLSchema,
+    build_ast_schema,
+    build_client_schema,
+    get_introspection_query,
+    parse,
+    print_ast,
+)
+
+from aggregator.auth import build_authenticator
+from aggregator.config.models import Integration, Operation
+from aggregator.errors import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamGraphQLError,
+)
+from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
+from aggregator.upstreams.http import (
+    build_client,
+    error_for_status,
+    error_for_transport,
+    redact,
+)
+from aggregator.upstreams.request import RequestParts
+
+__all__ = ["GraphQLCall", "GraphQLUpstream", "PartialResult"]
+
+log = logging.getLogger("aggregator.upstreams.graphql")
+
+_FAILURE_STATUSES = frozenset({408, 429})
+_INTROSPECTION_RETRY_MAX = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PartialResult:
+    """Data an upstream returned together with errors: the gateway shows both."""
+
+    data: Any
+    errors: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLCall:
+    operation: Operation
+    request: GraphQLRequest
+    headers: dict[str, str]
+    idempotent: bool
+    forwarded: frozenset[str]
+
+
+class _Request(GraphQLRequest):
+    """A GraphQLRequest whose query text is printed once per operation, not once per call."""
+
+    def __init__(self, document: DocumentNode, query: str, **kwargs: Any) -> None:
+        super().__init__(document, **kwargs)
+        self._query = query
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"query": self._query}
+        if self.operation_name:
+            payload["operationName"] = self.operation_name
+        if self.variable_values:
+            payload["variables"] = self.variable_values
+        return payload
+
+
+class _BoundedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._inner:
+            size += len(chunk)
+            if size > self._limit:
+                raise UpstreamBadResponse(f"response over {self._limit} bytes")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _BoundedTransport(httpx.AsyncBaseTransport):
+    """Cuts every response body off at ``limit`` bytes: gql reads whole bodies itself."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._limit:
+            await response.aclose()
+            raise UpstreamBadResponse(f"response over {self._limit} bytes")
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _BoundedStream(response.stream, self._limit)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Transport(HTTPXAsyncTransport):
+    """gql's HTTPX transport on a client it does not own, with HTTP failures mapped before gql
+    reads the body as a GraphQL result."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient, upstream: GraphQLUpstream) -> None:
+        super().__init__(url=url, json_serialize=_dumps, json_deserialize=orjson.loads)
+        self.client = client
+        self._upstream = upstream
+        self.last_status = 0
+
+    async def connect(self) -> None:  # the client is the integration's, opened by start()
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _prepare_result(self, response: httpx.Response) -> ExecutionResult:
+        self.last_status = response.status_code
+        status = response.status_code
+        if status in _FAILURE_STATUSES or status >= 500 or status == 401:
+            raise error_for_status(
+                response, response.content, self._upstream.secrets(), now_wall=self._upstream.clock.wall()
+            )
+        return super()._prepare_result(response)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class GraphQLUpstream:
+    """The HTTP side of one GraphQL integration: one shared client, its auth and its schema."""
+
+    def __init__(
+        self,
+        integration: Integration,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._integration = integration
+        self._transport = transport
+        self.clock = clock
+        self._client: httpx.AsyncClient | None = None
+        self._gql: _Transport | None = None
+        self._auth = build_authenticator(
+            integration.auth, client_factory=self._token_client, clock=clock, timeout=integration.timeout
+        )
+        self._parts = RequestParts(integration)
+        self._documents = {op.id: parse(op.document) for op in integration.operations.values()}
+        self._queries = {key: print_ast(doc) for key, doc in self._documents.items()}
+        self._error_codes = integration.circuit_breaker.graphql_error_codes
+        self.schema: GraphQLSchema | None = None
+        if integration.schema_path:
+            self.schema = build_ast_schema(parse(Path(integration.schema_path).read_text()))
+        self._introspection: asyncio.Task[None] | None = None
+        self._on_schema: list[Callable[[], None]] = []
+
+    def on_schema(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the upstream's schema becomes known after start-up."""
+        self._on_schema.append(callback)
+
+    async def start(self) -> None:
+        if self._client is None:
+            inner = self._transport or httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(
+                    max_connections=self._integration.max_concurrency,
+                    max_keepalive_connections=self._integration.max_concurrency,
+                )
+            )
+            self._client = build_client(
+                timeout=self._integration.timeout,
+                max_connections=self._integration.max_concurrency,
+                transport=_BoundedTransport(inner, self._integration.max_response_bytes),
+            )
+            self._gql = _Transport(self._integration.base_url, self._client, self)
+        if self.schema is None and not await self._introspect():
+            log.warning(
+                "integration %s: the upstream's schema could not be fetched; its fields are typed JSON "
+                "until introspection succeeds (retrying in the background)",
+                self._integration.id,
+            )
+            self._introspection = asyncio.create_task(self._introspect_later())
+
+    async def stop(self) -> None:
+        if self._introspection is not None:
+            self._introspection.cancel()
+            self._introspection = None
+        client, self._client, self._gql = self._client, None, None
+        if client is not None:
+            await client.aclose()
+        await self._auth.aclose()
+
+    async def _introspect(self) -> bool:
+        assert self._gql is not None
+        request = GraphQLRequest(get_introspection_query())
+        headers: dict[str, str] = dict(self._parts.headers)
+        await self._auth.apply(headers, [])
+        try:
+            result = await self._gql.execute(
+                request, extra_args={"headers": headers, "timeout": self._integration.timeout}
+            )
+            if not isinstance(result.data, dict):
+                return False
+            self.schema = build_client_schema(result.data)  # type: ignore[arg-type]
+        except Exception as error:
+            log.info(
+                "integration %s: introspection failed: %s",
+                self._integration.id,
+                redact(str(error), self.secrets()),
+            )
+            return False
+        return True
+
+    async def _introspect_later(self) -> None:
+        wait = 1.0
+        while True:
+            await self.clock.sleep(wait)
+            if await self._introspect():
+                log.info(
+                    "integration %s: upstream schema fetched; fields are now typed", self._integration.id
+                )
+                for callback in self._on_schema:
+                    callback()
+                return
+            wait = min(wait * 2, _INTROSPECTION_RETRY_MAX)
+
+    def prepare(
+        self,
+        operation: Operation,
+        params: Mapping[str, Any],
+        *,
+        forwarded_headers: Mapping[str, str] | None = None,
+    ) -> GraphQLCall:
+        where = f"{self._integration.id}.{operation.id}"
+        self._parts.check_params(where, operation, params)
+        headers = dict(self._parts.headers)
+        forwarded = self._parts.forward(where, headers, forwarded_headers)
+        variables = {name: value for name, value in params.items() if value is not None}
+        request = _Request(
+            self._documents[operation.id],
+            self._queries[operation.id],
+            variable_values=variables or None,
+            operation_name=operation.operation_name,
+        )
+        return GraphQLCall(operation, request, headers, operation.idempotent, forwarded)
+
+    async def send(self, call: GraphQLCall) -> Any:
+        """One attempt: the selected data, a PartialResult, or an UpstreamError."""
+        try:
+            result = await self._execute(call)
+            if result is None:
+                raise UpstreamBadResponse("upstream answered no GraphQL result")
+            return self._result(call.operation, result)
+        except UpstreamError as error:
+            error.integration = self._integration.id
+            error.operation = call.operation.id
+            raise
+
+    async def _execute(self, call: GraphQLCall) -> ExecutionResult | None:
+        gql = self._gql
+        if gql is None:
+            raise RuntimeError(f"GraphQLUpstream {self._integration.id!r} is used before start()")
+        for attempt in (1, 2):
+            headers = dict(call.headers)
+            await self._parts.apply_credentials(self._auth, headers, [], call.forwarded)
+            try:
+                result: ExecutionResult = await gql.execute(
+                    call.request, extra_args={"headers": headers, "timeout": call.operation.timeout}
+                )
+                return result
+            except UpstreamError as error:
+                status = getattr(error, "status", 0)
+                # A 401 to a token we issued: refresh it and repeat the attempt once.
+                if status == 401 and attempt == 1 and self._auth.invalidate(headers):
+                    continue
+                raise
+            except TransportServerError as error:
+                raise UpstreamBadResponse(
+                    f"upstream answered HTTP {error.code} without a GraphQL result: "
+                    + redact(str(error), self.secrets())[:200]
+                ) from None
+            except TransportProtocolError as error:
+                raise UpstreamBadResponse(redact(str(error), self.secrets())[:300]) from None
+            except Exception as error:
+                cause = error.__cause__
+                if isinstance(cause, UpstreamError):
+                    raise cause from None
+                if isinstance(cause, httpx.RequestError):
+                    raise error_for_transport(cause, self.secrets()) from None
+                raise
+        return None
+
+    def _result(self, operation: Operation, result: ExecutionResult) -> Any:
+        errors = tuple(self._error(e) for e in result.errors or ())
+        if result.data is None:
+            if not errors:
+                raise UpstreamBadResponse("upstream answered neither data nor errors")
+            counts = "*" in self._error_codes or any(
+                e.get("extensions", {}).get("code") in self._error_codes for e in errors
+            )
+            summary = "; ".join(str(e.get("message", "")) for e in errors[:3])
+            raise UpstreamGraphQLError(
+                f"upstream answered GraphQL errors: {summary}", errors=errors, counts_as_failure=counts
+            )
+        data: Any = result.data
+        for key in operation.select.split(".") if operation.select else ():
+            data = data.get(key) if isinstance(data, dict) else None
+        return PartialResult(data, errors) if errors else data
+
+    def _error(self, error: Any) -> dict[str, Any]:
+        """An upstream error as the gateway passes it on: message, path and code, redacted."""
+        if not isinstance(error, dict):
+            return {"message": redact(str(error), self.secrets())[:500]}
+        kept: dict[str, Any] = {"message": redact(str(error.get("message", "")), self.secrets())[:500]}
+        if isinstance(error.get("path"), list):
+            kept["path"] = error["path"]
+        extensions = error.get("extensions")
+        if isinstance(extensions, dict) and isinstance(extensions.get("code"), str):
+            kept["extensions"] = {"code": extensions["code"]}
+        return kept
+
+    def secrets(self) -> frozenset[str]:
+        return self._parts.secrets | self._auth.secrets()
+
+    def _token_client(self) -> httpx.AsyncClient:
+        return build_client(timeout=self._integration.timeout, max_connections=4, transport=self._transport)

@@ -1,0 +1,98 @@
+"""What every upstream request of an integration shares, whatever its kind (REST or GraphQL).
+
+Param checks, the integration's headers, forwarded headers, credentials per attempt, and the set
+of values that errors must never show.
+
+Header precedence, lowest first: integration ``headers``, header params, ``auth``, forwarded
+headers (listing a header in ``forward_headers`` is the explicit "forwarded wins"; auth still
+applies when the incoming request lacks it). ``X-Request-Id`` is always forwarded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aggregator.auth import Authenticator
+from aggregator.config.models import Integration, Operation, Secret
+from aggregator.errors import InvalidParams
+from aggregator.upstreams.http import set_header
+
+__all__ = ["REQUEST_ID_HEADER", "RequestParts", "header_value"]
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+_LINE_BREAKS = re.compile(r"[\r\n\0]")
+# Connection-level headers describe the incoming connection, not the upstream call.
+_NOT_FORWARDABLE = frozenset(
+    {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+# Forwarded headers whose values are redacted from errors: credentials by name.
+_CREDENTIAL_HINTS = ("authorization", "cookie", "token", "key", "secret", "session", "password")
+
+
+def header_value(where: str, name: str, value: str) -> str:
+    """``value`` unless it could split the header block (CR, LF or NUL): then InvalidParams."""
+    if _LINE_BREAKS.search(value):
+        raise InvalidParams(f"{where}: header {name} must not contain a line break")
+    return value
+
+
+class RequestParts:
+    """An integration's request-building rules, computed once."""
+
+    __slots__ = ("_forward", "headers", "secrets")
+
+    def __init__(self, integration: Integration) -> None:
+        self.headers = {k: v.reveal() if isinstance(v, Secret) else v for k, v in integration.headers.items()}
+        self.secrets = frozenset(v.reveal() for v in integration.headers.values() if isinstance(v, Secret))
+        self._forward = {name.lower() for name in integration.forward_headers} | {REQUEST_ID_HEADER.lower()}
+
+    @staticmethod
+    def check_params(where: str, operation: Operation, params: Mapping[str, Any]) -> None:
+        """InvalidParams for a param the operation does not declare or a required one missing."""
+        declared = {p.name for p in operation.params}
+        unknown = sorted(name for name in params if name not in declared)
+        if unknown:
+            raise InvalidParams(f"{where}: unknown param(s) {', '.join(unknown)}")
+        missing = [p.name for p in operation.params if p.required and params.get(p.name) is None]
+        if missing:
+            raise InvalidParams(f"{where}: missing required param(s) {', '.join(missing)}")
+
+    def forward(
+        self, where: str, headers: dict[str, str], incoming: Mapping[str, str] | None
+    ) -> frozenset[str]:
+        """Copy the forwardable ``incoming`` headers into ``headers``; the lower-cased names copied."""
+        forwarded: set[str] = set()
+        for name, value in (incoming or {}).items():
+            lowered = name.lower()
+            if lowered in self._forward and lowered not in _NOT_FORWARDABLE:
+                set_header(headers, name, header_value(where, name, value))
+                forwarded.add(lowered)
+        return frozenset(forwarded)
+
+    @staticmethod
+    async def apply_credentials(
+        auth: Authenticator, headers: dict[str, str], query: list[tuple[str, str]], forwarded: frozenset[str]
+    ) -> None:
+        """Add this attempt's credentials, except where a forwarded header already stands."""
+        names = auth.header_names
+        # Credentials that forwarded headers replace entirely are not even fetched.
+        if names and names <= forwarded:
+            return
+        credentials: dict[str, str] = {}
+        await auth.apply(credentials, query)
+        for name, value in credentials.items():
+            if name.lower() not in forwarded:
+                set_header(headers, name, value)
+
+    @staticmethod
+    def forwarded_secrets(headers: Mapping[str, str], forwarded: frozenset[str]) -> frozenset[str]:
+        """Forwarded credentials (by header name) as they appear in ``headers``, for redaction."""
+        found: set[str] = set()
+        for name, value in headers.items():
+            lowered = name.lower()
+            if lowered in forwarded and any(hint in lowered for hint in _CREDENTIAL_HINTS):
+                found |= {value, value.split(" ", 1)[-1]}
+        return frozenset(found)
