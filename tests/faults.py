@@ -255,7 +255,9 @@ class FaultUpstream:
     async def _malformed_json(self, request: Request, body: bytes, options: Mapping[str, Any]) -> Response:
         return Response(b'{"id": "1", "name": ', media_type="application/json")
 
-    async def _wrong_content_type(self, request: Request, body: bytes, options: Mapping[str, Any]) -> Response:
+    async def _wrong_content_type(
+        self, request: Request, body: bytes, options: Mapping[str, Any]
+    ) -> Response:
         return HTMLResponse("<html><body><h1>Welcome to nginx!</h1></body></html>")
 
     async def _empty_body(self, request: Request, body: bytes, options: Mapping[str, Any]) -> Response:
@@ -332,7 +334,8 @@ class FaultUpstream:
 
 def _raw_head(status: int, length: int) -> bytes:
     reason = {200: "OK", 501: "Not Implemented"}[status]
-    return f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode()
+    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    return head.encode()
 
 
 async def _read_raw_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
@@ -379,7 +382,9 @@ class _SocketListener:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._port = 0
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(self._main(),), daemon=True
+        )
 
     def __enter__(self) -> str:
         self._thread.start()
@@ -421,4 +426,3 @@ class _SocketListener:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.wait_closed()
-

@@ -24,9 +24,19 @@ __all__ = ["ERROR_CODES", "Kind", "Shot", "percentile", "problem_with", "run_cli
 # Every code the gateway's GraphQL errors may carry (executor codes and request errors).
 ERROR_CODES = frozenset(
     {
-        "CIRCUIT_OPEN", "BULKHEAD_FULL", "UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE", "UPSTREAM_HTTP_ERROR",
-        "RATE_LIMITED", "UPSTREAM_BAD_RESPONSE", "UPSTREAM_AUTH_ERROR", "UPSTREAM_GRAPHQL_ERROR",
-        "UNKNOWN_OPERATION", "INVALID_PARAMS", "QUERY_TOO_LARGE", "BAD_REQUEST",
+        "CIRCUIT_OPEN",
+        "BULKHEAD_FULL",
+        "UPSTREAM_TIMEOUT",
+        "UPSTREAM_UNAVAILABLE",
+        "UPSTREAM_HTTP_ERROR",
+        "RATE_LIMITED",
+        "UPSTREAM_BAD_RESPONSE",
+        "UPSTREAM_AUTH_ERROR",
+        "UPSTREAM_GRAPHQL_ERROR",
+        "UNKNOWN_OPERATION",
+        "INVALID_PARAMS",
+        "QUERY_TOO_LARGE",
+        "BAD_REQUEST",
     }
 )
 
@@ -102,7 +112,9 @@ async def _client(
         try:
             response = await http.post("/graphql", json=payload)
         except httpx.HTTPError as error:
-            shot = Shot(kind.name, started, time.perf_counter() - clock, None, None, f"{type(error).__name__}", ref)
+            shot = Shot(
+                kind.name, started, time.perf_counter() - clock, None, None, f"{type(error).__name__}", ref
+            )
         else:
             latency = time.perf_counter() - clock
             problem = problem_with(response.status_code, response.content)

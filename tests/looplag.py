@@ -130,9 +130,10 @@ class LoopLagWatch:
         )
 
     def describe(self) -> str:
+        control = self._control.sleeper.max_lag
         return (
             f"serving loop blocked {self.max_blocked * 1000:.0f} ms beyond the control loop "
-            f"(raw worst lag {self.max_lag * 1000:.0f} ms, control {self._control.sleeper.max_lag * 1000:.0f} ms, "
+            f"(raw worst lag {self.max_lag * 1000:.0f} ms, control {control * 1000:.0f} ms, "
             f"{self.samples} samples)"
         )
 

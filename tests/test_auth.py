@@ -229,8 +229,14 @@ async def test_persistent_401_is_retried_only_once(
 async def test_401_to_a_forwarded_token_does_not_touch_ours(
     start_upstream: StartUpstream, oauth_server: OAuthServer
 ) -> None:
-    """A forwarded Authorization replaces ours: no token is fetched, and its 401 is not retried."""
-    upstream = await oauth_upstream(start_upstream, oauth_server, forward_headers=("Authorization",))
+    """A forwarded Authorization that overrides auth replaces ours: no token is fetched, and its 401
+    is not retried."""
+    upstream = await oauth_upstream(
+        start_upstream,
+        oauth_server,
+        forward_headers=("Authorization",),
+        forward_overrides_auth=frozenset({"authorization"}),
+    )
     with pytest.raises(UpstreamHTTPError) as caught:
         await call(upstream, forwarded={"Authorization": "Bearer user-token"})
     assert (caught.value.status, oauth_server.token_calls, oauth_server.api_calls) == (401, 0, 1)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from statistics import median
-from typing import Any
 
 import httpx
 import pytest
@@ -82,8 +81,18 @@ ALL_THREE = '{ alpha_getItem(id: "w") { id } beta_getItem(id: "w") { id } flaky_
 KINDS = [
     Kind("healthy", '{ alpha_getItem(id: "a") { id } beta_getItem(id: "b") { id } }', 0.45),
     Kind("flaky", '{ flaky_getItem(id: "f") { id } beta_getItem(id: "b") { id } }', 0.35),
-    Kind("flaky_mutation", "mutation($ref: ID!) { flaky_createItem(id: $ref) { id } }", 0.12, lambda r: {"ref": r}),
-    Kind("alpha_mutation", "mutation($ref: ID!) { alpha_createItem(id: $ref) { id } }", 0.08, lambda r: {"ref": r}),
+    Kind(
+        "flaky_mutation",
+        "mutation($ref: ID!) { flaky_createItem(id: $ref) { id } }",
+        0.12,
+        lambda r: {"ref": r},
+    ),
+    Kind(
+        "alpha_mutation",
+        "mutation($ref: ID!) { alpha_createItem(id: $ref) { id } }",
+        0.08,
+        lambda r: {"ref": r},
+    ),
 ]
 
 
@@ -123,7 +132,10 @@ class ChaosRun:
     def healthy_latencies(self, shots: list[Shot]) -> list[float]:
         """Latencies of the healthy-only requests made while flaky failed."""
         return [
-            s.latency for seg in self.failing for s in shots if s.kind == "healthy" and seg.start <= s.started < seg.end
+            s.latency
+            for seg in self.failing
+            for s in shots
+            if s.kind == "healthy" and seg.start <= s.started < seg.end
         ]
 
 
@@ -168,8 +180,13 @@ async def _load(
     shots, control_shots = await asyncio.gather(
         *(
             run_clients(
-                url, KINDS, clients=CLIENTS, seconds=WARM_UP + CHAOS_SECONDS, timeout=CLIENT_TIMEOUT,
-                pause=PAUSE, seed=5,
+                url,
+                KINDS,
+                clients=CLIENTS,
+                seconds=WARM_UP + CHAOS_SECONDS,
+                timeout=CLIENT_TIMEOUT,
+                pause=PAUSE,
+                seed=5,
             )
             for url in (gateway.url, control.url)
         )
@@ -188,7 +205,7 @@ def _warm_request(gateway: GatewayProcess) -> None:
 
 
 def _settled_sockets(gateway: GatewayProcess, at_most: int) -> list[str]:
-    """The gateway's sockets once at most ``at_most`` remain (closing ones get 5 s to go)."""
+    """The gateway's sockets once no more than ``at_most`` remain (closing ones get 5 s to go)."""
     deadline = time.monotonic() + 5
     sockets = gateway.sockets()
     while len(sockets) > at_most and time.monotonic() < deadline:
@@ -201,7 +218,12 @@ def _config(directory: Path, name: str, alpha: str, beta: str, flaky: str) -> Pa
     path = directory / f"{name}.yaml"
     path.write_text(
         CONFIG.format(
-            alpha=alpha, beta=beta, flaky=flaky, timeout=ATTEMPT_TIMEOUT, deadline=DEADLINE, reset_after=RESET_AFTER
+            alpha=alpha,
+            beta=beta,
+            flaky=flaky,
+            timeout=ATTEMPT_TIMEOUT,
+            deadline=DEADLINE,
+            reset_after=RESET_AFTER,
         )
     )
     return path
@@ -219,7 +241,8 @@ def run(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -
         gateway_process(_config(directory, "control", alpha.url, beta.url, steady.url)) as control,
     ):
         _warm_request(gateway)
-        sockets_before = _settled_sockets(gateway, at_most=0)
+        time.sleep(0.5)  # the closed client connection's server side goes
+        sockets_before = gateway.sockets()
         rss_before = gateway.rss_bytes()
         started, cpu_started, tester_started = time.monotonic(), gateway.cpu_seconds(), time.process_time()
         shots, control_shots, segments, samples = asyncio.run(_load(gateway, control, flaky))
@@ -229,11 +252,20 @@ def run(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -
         _warm_request(gateway)
         sockets_after = _settled_sockets(gateway, at_most=len(sockets_before))
         result = ChaosRun(
-            shots=shots, control_shots=control_shots, segments=segments, samples=samples,
+            shots=shots,
+            control_shots=control_shots,
+            segments=segments,
+            samples=samples,
             flaky_seen=flaky.seen,
-            mutations_seen=[seen for up in (alpha, flaky, steady) for seen in up.seen if seen.method == "POST"],
-            sockets=(sockets_before, sockets_after), rss=(rss_before, gateway.rss_bytes()),
-            log=gateway.log(), seconds=seconds, gateway_cpu=gateway_cpu, tester_cpu=tester_cpu,
+            mutations_seen=[
+                seen for up in (alpha, flaky, steady) for seen in up.seen if seen.method == "POST"
+            ],
+            sockets=(sockets_before, sockets_after),
+            rss=(rss_before, gateway.rss_bytes()),
+            log=gateway.log(),
+            seconds=seconds,
+            gateway_cpu=gateway_cpu,
+            tester_cpu=tester_cpu,
         )
     yield result
     report(pytestconfig, _figures(result))
@@ -283,7 +315,8 @@ def _figures(run: ChaosRun) -> str:
         f"RSS growth {(run.rss[1] - run.rss[0]) / 2**20:.1f} MB, "
         f"sockets {len(run.sockets[0])} -> {len(run.sockets[1])}, "
         f"healthy p99 while flaky failed {percentile(chaos, 0.99) * 1000:.0f} ms vs control "
-        f"{percentile(control, 0.99) * 1000:.0f} ms (isolation ratio p99 {p99_ratio:.2f}, median {median_ratio:.2f}), "
+        f"{percentile(control, 0.99) * 1000:.0f} ms "
+        f"(isolation ratio p99 {p99_ratio:.2f}, median {median_ratio:.2f}), "
         f"breaker recovery {', '.join(f'{r:.2f}s' for r in _recoveries(run))}"
     )
 
@@ -337,10 +370,14 @@ def test_while_open_the_failing_upstream_saw_only_the_half_open_trials(run: Chao
     """Between opening and reset_after nothing reaches the upstream; each later arrival is one trial,
     and each failed trial reopened the breaker (so trials <= opens)."""
     for segment in run.failing:
-        opens = sorted({s.opened_at for s in run.samples if s.opened_at and segment.start <= s.opened_at <= segment.end})
+        opens = sorted(
+            {s.opened_at for s in run.samples if s.opened_at and segment.start <= s.opened_at <= segment.end}
+        )
         assert opens, segment.mode
         arrivals = [seen.at for seen in run.flaky_seen if opens[0] + STRAGGLER < seen.at < segment.end]
-        while_open = [a for a in arrivals if any(o + STRAGGLER < a < o + RESET_AFTER - STRAGGLER for o in opens)]
+        while_open = [
+            a for a in arrivals if any(o + STRAGGLER < a < o + RESET_AFTER - STRAGGLER for o in opens)
+        ]
         assert while_open == [], segment.mode
         assert len(arrivals) <= len(opens), (segment.mode, len(arrivals), len(opens))
 

@@ -880,3 +880,23 @@ def test_bad_config_is_refused_with_line_key_and_reason(text: str, line: int, ke
     problems = problems_of(text)
     found = [p for p in problems if p.line == line and p.key == key and message in p.message]
     assert found, "\n".join(map(str, problems))
+
+
+def test_forward_headers_may_mark_a_header_as_overriding_auth() -> None:
+    """A plain name is forwarded (auth wins a clash); {name, override_auth: true} wins over auth."""
+    config = one_integration(
+        "forward_headers: [X-Request-Id, {name: Authorization, override_auth: true}]\n"
+        "operations: {ping: {path: /ping}}\n"
+    )
+    integration = next(iter(config.integrations.values()))
+    assert integration.forward_headers == ("X-Request-Id", "Authorization")
+    assert integration.forward_overrides_auth == frozenset({"authorization"})
+
+
+def test_breaker_graphql_error_codes_are_read_as_a_set() -> None:
+    """circuit_breaker.graphql_error_codes lists upstream error codes that count as failures."""
+    config = one_integration(
+        'circuit_breaker: {graphql_error_codes: [INTERNAL_SERVER_ERROR, "*"]}\noperations: {ping: {path: /ping}}\n'
+    )
+    breaker = next(iter(config.integrations.values())).circuit_breaker
+    assert breaker.graphql_error_codes == frozenset({"INTERNAL_SERVER_ERROR", "*"})

@@ -437,12 +437,18 @@ async def test_auth_beats_integration_headers_and_header_params(start_upstream: 
 
 
 @pytest.mark.parametrize(
-    ("incoming", "expected"), [({"Authorization": "Bearer user"}, "Bearer user"), ({}, "Bearer own")]
+    ("incoming", "overrides", "expected"),
+    [
+        ({"Authorization": "Bearer user"}, frozenset({"authorization"}), "Bearer user"),
+        ({"Authorization": "Bearer user"}, frozenset(), "Bearer own"),
+        ({}, frozenset({"authorization"}), "Bearer own"),
+    ],
 )
-async def test_listed_forwarded_header_beats_auth(
-    start_upstream: StartUpstream, incoming: dict[str, str], expected: str
+async def test_auth_wins_over_a_forwarded_header_unless_it_overrides_auth(
+    start_upstream: StartUpstream, incoming: dict[str, str], overrides: frozenset[str], expected: str
 ) -> None:
-    """A header listed in forward_headers wins over auth when the caller sent it; else auth applies."""
+    """The integration's auth wins over a forwarded header of the same name, unless forward_headers
+    marks it override_auth; without an incoming value, auth applies either way."""
     handler: Handler = lambda request: httpx.Response(200, json=request.headers.get_list("authorization"))  # noqa: E731
     sent = await send_via(
         start_upstream,
@@ -452,6 +458,7 @@ async def test_listed_forwarded_header_beats_auth(
         forwarded=incoming,
         auth=BearerAuth(token=Secret("own")),
         forward_headers=("Authorization",),
+        forward_overrides_auth=overrides,
     )
     assert sent == [expected]
 

@@ -20,6 +20,7 @@ from aggregator.config.models import (
 from aggregator.config.tree import Node, Reader
 from aggregator.config.values import (
     Invalid,
+    boolean,
     choice,
     describe,
     did_you_mean,
@@ -182,15 +183,29 @@ def merge_headers(base: dict[str, str], own: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in base.items() if k.lower() not in overridden}, **own}
 
 
-def read_forward_headers(reader: Reader, node: Node | None) -> tuple[str, ...]:
-    """Header names copied from the incoming GraphQL request to the upstream."""
+def read_forward_headers(reader: Reader, node: Node | None) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Header names copied from the incoming GraphQL request to the upstream, and the lower-cased
+    names of those that win over the integration's own ``auth`` (``{name: X, override_auth: true}``)."""
     if node is None:
-        return ()
+        return (), frozenset()
     names: list[str] = []
+    overrides: set[str] = set()
     for item in reader.items(node):
+        override = False
+        if isinstance(item.value, dict):
+            entries = reader.fields(item, ("name", "override_auth"))
+            if "name" not in entries:
+                reader.report(item, "needs 'name': {name: Authorization, override_auth: true}")
+                continue
+            override = (
+                reader.read(entries["override_auth"], boolean, False) if "override_auth" in entries else False
+            )
+            item = entries["name"]
         header = reader.read(item, header_name, "")
         if header.lower() in (name.lower() for name in names):
             reader.report(item, f"'{header}' is listed twice")
         elif header:
             names.append(header)
-    return tuple(names)
+            if override:
+                overrides.add(header.lower())
+    return tuple(names), frozenset(overrides)

@@ -161,6 +161,7 @@ class _Loader:
             )
         timeout = _get(reader, entries, "timeout", duration, defaults.timeout or DEFAULT_TIMEOUT)
         schema_path, schema = self._schema(entries.get("schema"), kind)
+        forward_headers, forward_overrides_auth = read_forward_headers(reader, entries.get("forward_headers"))
         return Integration(
             id=iid,
             base_url=_get(reader, entries, "base_url", http_url, ""),
@@ -187,7 +188,8 @@ class _Loader:
             ),
             retry=retry_policy(reader, entries.get("retry"), defaults.retry),
             circuit_breaker=breaker_policy(reader, entries.get("circuit_breaker"), defaults.circuit_breaker),
-            forward_headers=read_forward_headers(reader, entries.get("forward_headers")),
+            forward_headers=forward_headers,
+            forward_overrides_auth=forward_overrides_auth,
             operations=MappingProxyType(
                 self.operations(
                     node, entries.get("operations"), OperationScope(iid, types, timeout, schema), kind

@@ -190,6 +190,8 @@ class Integration:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     circuit_breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     forward_headers: tuple[str, ...] = ()
+    # Lower-cased forwarded header names that win over the integration's own auth when both are set.
+    forward_overrides_auth: frozenset[str] = frozenset()
     operations: Mapping[str, Operation] = field(default_factory=_frozen_map)
     # GraphQL upstreams only: the upstream's SDL file from `schema:`, resolved against the config's folder.
     schema_path: str | None = None

@@ -3,9 +3,9 @@
 Param checks, the integration's headers, forwarded headers, credentials per attempt, and the set
 of values that errors must never show.
 
-Header precedence, lowest first: integration ``headers``, header params, ``auth``, forwarded
-headers (listing a header in ``forward_headers`` is the explicit "forwarded wins"; auth still
-applies when the incoming request lacks it). ``X-Request-Id`` is always forwarded.
+Header precedence, lowest first: integration ``headers``, header params, forwarded headers, ``auth``
+— unless ``forward_headers`` lists the header with ``override_auth: true``: then the forwarded value
+wins (auth still applies when the incoming request lacks it). ``X-Request-Id`` is always forwarded.
 """
 
 from __future__ import annotations
@@ -42,12 +42,13 @@ def header_value(where: str, name: str, value: str) -> str:
 class RequestParts:
     """An integration's request-building rules, computed once."""
 
-    __slots__ = ("_forward", "headers", "secrets")
+    __slots__ = ("_forward", "_overrides", "headers", "secrets")
 
     def __init__(self, integration: Integration) -> None:
         self.headers = {k: v.reveal() if isinstance(v, Secret) else v for k, v in integration.headers.items()}
         self.secrets = frozenset(v.reveal() for v in integration.headers.values() if isinstance(v, Secret))
         self._forward = {name.lower() for name in integration.forward_headers} | {REQUEST_ID_HEADER.lower()}
+        self._overrides = integration.forward_overrides_auth
 
     @staticmethod
     def check_params(where: str, operation: Operation, params: Mapping[str, Any]) -> None:
@@ -72,19 +73,23 @@ class RequestParts:
                 forwarded.add(lowered)
         return frozenset(forwarded)
 
-    @staticmethod
     async def apply_credentials(
-        auth: Authenticator, headers: dict[str, str], query: list[tuple[str, str]], forwarded: frozenset[str]
+        self,
+        auth: Authenticator,
+        headers: dict[str, str],
+        query: list[tuple[str, str]],
+        forwarded: frozenset[str],
     ) -> None:
-        """Add this attempt's credentials, except where a forwarded header already stands."""
+        """Add this attempt's credentials, except where a forwarded header that overrides auth stands."""
+        winning = forwarded & self._overrides
         names = auth.header_names
         # Credentials that forwarded headers replace entirely are not even fetched.
-        if names and names <= forwarded:
+        if names and names <= winning:
             return
         credentials: dict[str, str] = {}
         await auth.apply(credentials, query)
         for name, value in credentials.items():
-            if name.lower() not in forwarded:
+            if name.lower() not in winning:
                 set_header(headers, name, value)
 
     @staticmethod
