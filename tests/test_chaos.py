@@ -328,10 +328,12 @@ def test_every_request_got_a_well_formed_graphql_answer(run: ChaosRun) -> None:
     assert not unclean, Counter(shot.problem for shot in unclean)
 
 
-def test_no_answer_took_longer_than_the_deadline_allows(run: ChaosRun) -> None:
-    """A request touching the failing upstream is answered within its deadline (plus a noisy-box margin)."""
+def test_the_failing_upstream_added_no_more_than_its_deadline(run: ChaosRun) -> None:
+    """A request touching the failing upstream is answered within that integration's deadline, on top
+    of the slowest the same request took on the control gateway (this box's own noise)."""
     slowest = max(shot.latency for shot in run.shots if shot.kind == "flaky")
-    assert slowest < DEADLINE + 2.0
+    control = max(shot.latency for shot in run.control_shots if shot.kind == "flaky")
+    assert slowest <= control + DEADLINE + 0.5, (slowest, control)
 
 
 def test_the_healthy_integrations_never_failed(run: ChaosRun) -> None:

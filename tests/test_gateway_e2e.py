@@ -239,3 +239,20 @@ def test_gateway_is_ready_while_every_upstream_is_down(gateway: Gateway) -> None
     """Start-up does not depend on upstreams; readiness and liveness answer 200."""
     assert gateway.http.get("/readyz").status_code == 200
     assert gateway.http.get("/healthz").json() == {"status": "healthy", "openCircuits": []}
+
+
+def test_request_id_is_forwarded_to_the_upstream(gateway: Gateway, directory: Directory) -> None:
+    """The client's X-Request-Id reaches every upstream call of its request."""
+    gateway.query('{ users_getUser(id: "1") { name } }', headers={"x-request-id": "req-77"})
+    assert directory.requests[-1]["headers"]["x-request-id"] == "req-77"
+
+
+def test_generated_request_id_is_forwarded_answered_and_logged(
+    gateway: Gateway, directory: Directory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without one from the client, the gateway makes an id, sends it upstream, returns it and logs it."""
+    directory.failing = True
+    response = gateway.http.post("/graphql", json={"query": '{ users_getUser(id: "1") { name } }'})
+    request_id = response.headers["x-request-id"]
+    assert directory.requests[-1]["headers"]["x-request-id"] == request_id
+    assert any(getattr(r, "request_id", None) == request_id for r in caplog.records)

@@ -184,20 +184,35 @@ class _Schema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         # Strawberry logs every error with a traceback at ERROR; most are expected here.
+        context = execution_context.context if execution_context else None
+        request_id = context.request_id if isinstance(context, RequestContext) else "-"
         for error in errors:
             original = error.original_error
             if isinstance(original, UpstreamError):
                 log.warning(
-                    "upstream call failed: %s (%s after %d attempt(s))",
+                    "[%s] upstream call failed: %s (%s after %d attempt(s))",
+                    request_id,
                     original,
                     original.code,
                     original.attempts,
-                    extra={"graphql_path": error.path, "upstream": original.extensions},
+                    extra={
+                        "request_id": request_id,
+                        "graphql_path": error.path,
+                        "upstream": original.extensions,
+                    },
                 )
             elif original is None or isinstance(original, CallError):
-                log.debug("request error: %s", error.message)
+                log.debug(
+                    "[%s] request error: %s", request_id, error.message, extra={"request_id": request_id}
+                )
             else:
-                log.error("resolver failed at %s", error.path, exc_info=original)
+                log.error(
+                    "[%s] resolver failed at %s",
+                    request_id,
+                    error.path,
+                    exc_info=original,
+                    extra={"request_id": request_id},
+                )
 
 
 def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema:
