@@ -163,3 +163,52 @@ def test_response_carries_a_request_id(gateway: Gateway) -> None:
     assert given.headers["x-request-id"] == "abc-1"
     generated = gateway.http.post("/graphql", json={"query": "{ __typename }"})
     assert len(generated.headers["x-request-id"]) == 32
+
+
+LOCKED_DOWN = """
+server: {{graphiql: false, introspection: false, cors_origins: ["https://app.example.com"]}}
+integrations:
+  users:
+    base_url: {url}
+    operations:
+      getUser: {{path: "/users/{{id}}", params: {{id: "ID!"}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def locked_down() -> Iterator[Gateway]:
+    directory = Directory()
+    with serve_asgi(directory.app) as url, serve_gateway(LOCKED_DOWN.format(url=url)) as gw:
+        yield gw
+
+
+def test_introspection_can_be_turned_off(locked_down: Gateway) -> None:
+    """server.introspection: false refuses __schema queries; ordinary queries still run."""
+    body = locked_down.query("{ __schema { queryType { name } } }")
+    assert "data" not in body
+    assert "introspection" in body["errors"][0]["message"].lower()
+    assert locked_down.query('{ users_getUser(id: "1") }')["data"]["users_getUser"]["name"] == "Ada"
+
+
+def test_graphiql_can_be_turned_off(locked_down: Gateway) -> None:
+    """server.graphiql: false serves no page: a browser asking for HTML only gets 406 and a JSON error."""
+    response = locked_down.http.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 406
+    assert response.headers["content-type"].startswith("application/json")
+    assert "<html" not in response.text.lower()
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"), [("https://app.example.com", True), ("https://evil.example", False)]
+)
+def test_cors_allows_only_the_configured_origins(locked_down: Gateway, origin: str, allowed: bool) -> None:
+    """A preflight from a listed origin is allowed; any other origin gets no CORS grant."""
+    response = locked_down.http.options(
+        "/graphql",
+        headers={
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
+    assert (response.headers.get("access-control-allow-origin") == origin) is allowed
