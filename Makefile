@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # Written after a successful install; pyproject.toml changing makes it stale, so deps are re-installed.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: install  ## side-by-side benchmark against Hive Gateway, about 7 min (bench/README.md)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) aggregator/server/static/graphiql

@@ -150,7 +150,9 @@ class OAuth2Authenticator:
         self._client_factory = client_factory
         self._clock = clock
         self._timeout = timeout
-        self._breaker = CircuitBreaker(breaker_policy or BreakerPolicy(), clock)
+        self._breaker = CircuitBreaker(
+            breaker_policy or BreakerPolicy(), clock, name=f"token endpoint {auth.token_url}"
+        )
         self._client: httpx.AsyncClient | None = None
         self._token: str | None = None
         self._refresh_at = 0.0

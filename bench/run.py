@@ -302,7 +302,7 @@ def run_load(
     return points
 
 
-def machine_info(stack: Stack) -> list[str]:
+def machine_info() -> list[str]:
     cpu = next(
         (
             ln.split(":", 1)[1].strip()
@@ -395,7 +395,7 @@ def main(argv: Sequence[str]) -> None:
         jobs = plan(stack, skipped, checks)
         points = run_load(jobs, clients, seconds, warmup)
         final_rss: dict[str, float] = {name: server.peak_rss_mib() for name, server in stack.gateways.items()}
-        machine = machine_info(stack)
+        machine = machine_info()
 
     info = RunInfo(
         started=stamp,

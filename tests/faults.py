@@ -111,6 +111,7 @@ class FaultUpstream:
         self.url = ""
         self.socket_url = ""
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._seen: list[Seen] = []
         self._mode = _Mode()
         self._closing = threading.Event()
@@ -160,6 +161,11 @@ class FaultUpstream:
         with self._lock:
             return list(self._seen)
 
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` requests were received (True) or ``timeout`` seconds passed (False)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self._seen) >= count, timeout)
+
     def clear(self) -> None:
         """Forget the recorded requests and become healthy again."""
         with self._lock:
@@ -189,8 +195,9 @@ class FaultUpstream:
             return mode.fault, mode.options
 
     def _record(self, seen: Seen) -> None:
-        with self._lock:
+        with self._arrived:
             self._seen.append(seen)
+            self._arrived.notify_all()
 
     # The HTTP listener ----------------------------------------------------------------------------
 

@@ -295,11 +295,12 @@ def _isolation(run: ChaosRun) -> tuple[float, float]:
 
 
 def _recoveries(run: ChaosRun) -> list[float]:
-    """Seconds from each failing segment's end (upstream healthy again) to the breaker seen CLOSED."""
+    """Seconds from each failing segment's end (upstream healthy again) to the first request it then
+    received: the trial that closes the breaker."""
     found = []
     for segment in run.failing:
-        closed = [s.at for s in run.samples if s.at >= segment.end and s.state == "CLOSED"]
-        found.append(closed[0] - segment.end if closed else float("inf"))
+        later = [seen.at for seen in run.flaky_seen if seen.at >= segment.end]
+        found.append(min(later) - segment.end if later else float("inf"))
     return found
 
 
@@ -324,7 +325,7 @@ def _figures(run: ChaosRun) -> str:
 def test_every_request_got_a_well_formed_graphql_answer(run: ChaosRun) -> None:
     """No HTTP 5xx from the gateway, no client timeout, no error without a known code."""
     unclean = _unclean(run)
-    assert len(run.shots) > 1000
+    assert len(run.shots) >= 10 * CHAOS_SECONDS
     assert not unclean, Counter(shot.problem for shot in unclean)
 
 
@@ -362,32 +363,32 @@ def test_the_breaker_opened_while_the_upstream_failed(run: ChaosRun) -> None:
 
 
 def test_the_breaker_closed_within_reset_after_and_one_trial_of_recovery(run: ChaosRun) -> None:
-    """Once the upstream is healthy again, the next trial closes it: within reset_after plus one
-    (possibly hanging) trial, plus the polling interval and a noisy-box margin."""
-    for recovery in _recoveries(run):
-        assert recovery <= RESET_AFTER + ATTEMPT_TIMEOUT + POLL + 0.5
+    """Once the upstream is healthy again, a trial reaches it within reset_after plus one (possibly
+    hanging) earlier trial, plus a noisy-box margin, and the breaker is then seen CLOSED."""
+    for segment, recovery in zip(run.failing, _recoveries(run), strict=True):
+        assert recovery <= RESET_AFTER + ATTEMPT_TIMEOUT + 1.0, segment.mode
+        trial = segment.end + recovery
+        assert any(s.state == "CLOSED" for s in run.samples if s.at > trial), segment.mode
 
 
 def test_while_open_the_failing_upstream_saw_only_the_half_open_trials(run: ChaosRun) -> None:
-    """Between opening and reset_after nothing reaches the upstream; each later arrival is one trial,
-    and each failed trial reopened the breaker (so trials <= opens)."""
+    """After the breaker opened, the failing upstream received at most one request per reset_after:
+    the single half-open trial, each failure of which reopened the breaker for another reset_after."""
     for segment in run.failing:
-        opens = sorted(
-            {s.opened_at for s in run.samples if s.opened_at and segment.start <= s.opened_at <= segment.end}
-        )
-        assert opens, segment.mode
-        arrivals = [seen.at for seen in run.flaky_seen if opens[0] + STRAGGLER < seen.at < segment.end]
-        while_open = [
-            a for a in arrivals if any(o + STRAGGLER < a < o + RESET_AFTER - STRAGGLER for o in opens)
+        opened = [
+            s.opened_at for s in run.samples if s.opened_at and segment.start <= s.opened_at <= segment.end
         ]
-        assert while_open == [], segment.mode
-        assert len(arrivals) <= len(opens), (segment.mode, len(arrivals), len(opens))
+        assert opened, segment.mode
+        first_open = min(opened)
+        arrivals = [seen.at for seen in run.flaky_seen if first_open + STRAGGLER < seen.at < segment.end]
+        gaps = [later - earlier for earlier, later in zip([first_open, *arrivals], arrivals, strict=False)]
+        assert all(gap >= RESET_AFTER - STRAGGLER for gap in gaps), (segment.mode, gaps)
 
 
 def test_no_mutation_was_lost_or_duplicated(run: ChaosRun) -> None:
     """Every mutation answered with data reached its upstream exactly once; none arrived twice."""
     sent, lost, duplicated = _mutation_tally(run)
-    assert sent > 100
+    assert sent >= 2 * CHAOS_SECONDS
     assert (lost, duplicated) == (0, 0)
 
 
@@ -408,3 +409,65 @@ def test_memory_and_sockets_returned_to_their_start(run: ChaosRun) -> None:
 def test_the_gateway_wrote_no_traceback(run: ChaosRun) -> None:
     """Thousands of upstream failures are logged as one-line warnings, never as tracebacks."""
     assert "Traceback" not in run.log
+
+
+# Graceful shutdown under load --------------------------------------------------------------------------
+
+IN_FLIGHT = 50
+SHUTDOWN_TIMEOUT = 2.0  # the upstream's attempt timeout: what bounds an in-flight request
+SHUTDOWN_CONFIG = """
+integrations:
+  slow:
+    base_url: {url}
+    timeout: {timeout}s
+    operations:
+      getItem: {{path: "/items/{{id}}", params: {{id: "ID!"}}}}
+"""
+
+
+async def _terminate_with_requests_in_flight(
+    gateway: GatewayProcess, upstream: FaultUpstream
+) -> tuple[list[httpx.Response | BaseException], float]:
+    """Send IN_FLIGHT requests, SIGTERM once the upstream holds them all; their outcomes and the
+    seconds from the signal to the process's exit."""
+    limits = httpx.Limits(max_connections=IN_FLIGHT)
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=CLIENT_TIMEOUT * 2, limits=limits) as http:
+        requests = [
+            asyncio.ensure_future(http.post("/graphql", json={"query": f'{{ slow_getItem(id: "{n}") }}'}))
+            for n in range(IN_FLIGHT)
+        ]
+        assert await asyncio.to_thread(upstream.wait_for, IN_FLIGHT, CLIENT_TIMEOUT * 2)
+        gateway.terminate()
+        signalled = time.monotonic()
+        outcomes = await asyncio.gather(*requests, return_exceptions=True)
+        await asyncio.to_thread(gateway.process.wait, SHUTDOWN_TIMEOUT + CLIENT_TIMEOUT)
+        return outcomes, time.monotonic() - signalled
+
+
+@pytest.mark.parametrize(
+    ("mode", "options", "code"),
+    [
+        pytest.param("delay", {"seconds": 1.0}, None, id="slow-upstream-answers"),
+        pytest.param("hang", {}, "UPSTREAM_TIMEOUT", id="hung-upstream-times-out"),
+    ],
+)
+def test_sigterm_lets_every_request_in_flight_finish_then_exits(
+    tmp_path: Path, mode: str, options: dict[str, float], code: str | None
+) -> None:
+    """SIGTERM with 50 requests in flight: each gets a full GraphQL answer (its data, or a clean error
+    when its upstream hangs: the attempt timeout bounds the wait), none hangs, and the process exits
+    with status 0 as soon as they are done."""
+    with FaultUpstream() as upstream:
+        config = tmp_path / "shutdown.yaml"
+        config.write_text(SHUTDOWN_CONFIG.format(url=upstream.url, timeout=SHUTDOWN_TIMEOUT))
+        upstream.set_mode(mode, **options)
+        with gateway_process(config) as gateway:
+            outcomes, exited_after = asyncio.run(_terminate_with_requests_in_flight(gateway, upstream))
+            assert gateway.process.returncode == 0, gateway.log()
+            assert "Traceback" not in gateway.log()
+    for outcome in outcomes:
+        assert isinstance(outcome, httpx.Response), repr(outcome)
+        assert problem_with(outcome.status_code, outcome.content) is None, outcome.text
+        errors = outcome.json().get("errors", [])
+        assert [e["extensions"]["code"] for e in errors] == ([code] if code else [])
+    assert exited_after < SHUTDOWN_TIMEOUT + 2.0

@@ -128,6 +128,13 @@ def query(base_url: str, text: str) -> dict[str, object]:
     return result
 
 
+def sdl_type(sdl: str, name: str) -> str:
+    """The body of ``type <name> { ... }`` in printed SDL."""
+    match = re.search(rf"^type {name} \{{\n(.*?)^\}}", sdl, re.MULTILINE | re.DOTALL)
+    assert match is not None, f"no type {name} in:\n{sdl}"
+    return match.group(1)
+
+
 @pytest.fixture
 def demo_api() -> Iterator[str]:
     """The demo REST upstream on loopback: a real upstream for `serve` to call."""
@@ -253,6 +260,21 @@ def test_schema_prints_the_sdl_with_generated_field_names() -> None:
         "type User {",
     ):
         assert expected in sdl
+
+
+def test_schema_of_the_demo_config_shows_the_graphql_upstream_fields() -> None:
+    """The catalog's queries are Query fields and its mutation a Mutation field, with their params."""
+    result = run("schema", "-c", str(DEMO_CONFIG))
+    assert result.returncode == 0, result.stderr
+    query, mutation = sdl_type(result.stdout, "Query"), sdl_type(result.stdout, "Mutation")
+    for expected in (
+        "catalog_product(id: ID!)",
+        "catalog_cheapest(category: String = null, maxPrice: Float = null, first: Int = null)",
+        "catalog_reviews(productId: ID!, first: Int = null)",
+        "inventory_stock(productId: ID!)",
+    ):
+        assert expected in query
+    assert "catalog_addReview(productId: ID!, stars: Int!, text: String = null)" in mutation
 
 
 def test_schema_of_a_bad_config_exits_2_with_its_problems(tmp_path: Path) -> None:
@@ -388,7 +410,15 @@ def test_demo_answers_the_sample_query_with_data_from_its_upstreams(demo: Demo) 
     assert data["users_getUser"]["name"] == "Ada Lovelace"
     assert data["users_getUser"]["address"] == {"city": "London", "country": "GB"}
     assert data["posts_search"]["total"] >= 1
-    assert {s["integrationId"] for s in data["integrationStats"]} == {"users", "posts", "recommendations"}
+    assert data["catalog_product"]["price"] == {"amount": 19.5, "currency": "EUR"}
+    assert data["inventory_stock"] == {"quantity": 40, "warehouse": "Manchester"}
+    assert {s["integrationId"] for s in data["integrationStats"]} == {
+        "users",
+        "posts",
+        "recommendations",
+        "catalog",
+        "inventory",
+    }
 
 
 def test_demo_prints_the_graphiql_url_and_the_sample_query(demo: Demo) -> None:
@@ -396,6 +426,12 @@ def test_demo_prints_the_graphiql_url_and_the_sample_query(demo: Demo) -> None:
     assert f"GraphiQL  {demo.base_url}/graphql" in demo.banner
     assert 'users_getUser(id: "1")' in demo.banner
     assert "query Demo {" in demo.banner
+
+
+def test_demo_prints_the_url_of_every_demo_upstream(demo: Demo) -> None:
+    """The banner names each upstream's env var and loopback URL: the REST API and the GraphQL catalog."""
+    for name in ("DEMO_REST_URL", "DEMO_CATALOG_URL"):
+        assert re.search(rf"upstream  {name}=http://127\.0\.0\.1:\d+\n", demo.banner), demo.banner
 
 
 def test_the_curl_command_the_demo_prints_works(demo: Demo) -> None:

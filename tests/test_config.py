@@ -766,11 +766,11 @@ REFUSALS = [
         operation("returns: Usr"), 6, f"{OP}.returns", "names no type: 'Usr'", id="returns-unknown-type"
     ),
     pytest.param(
-        "types:\n  User: {id: ID}\n" + operation("params: {who: User}"),
-        8,
+        operation("params: {who: Usr}"),
+        6,
         f"{OP}.params.who",
-        "object type",
-        id="obj-param",
+        "names no type: 'Usr'",
+        id="param-unknown-type",
     ),
     pytest.param(
         "types:\n  User: {id: ID, team: Team}\n" + _MINIMAL,
@@ -896,7 +896,8 @@ def test_forward_headers_may_mark_a_header_as_overriding_auth() -> None:
 def test_breaker_graphql_error_codes_are_read_as_a_set() -> None:
     """circuit_breaker.graphql_error_codes lists upstream error codes that count as failures."""
     config = one_integration(
-        'circuit_breaker: {graphql_error_codes: [INTERNAL_SERVER_ERROR, "*"]}\noperations: {ping: {path: /ping}}\n'
+        'circuit_breaker: {graphql_error_codes: [INTERNAL_SERVER_ERROR, "*"]}\n'
+        "operations: {ping: {path: /ping}}\n"
     )
     breaker = next(iter(config.integrations.values())).circuit_breaker
     assert breaker.graphql_error_codes == frozenset({"INTERNAL_SERVER_ERROR", "*"})

@@ -1,4 +1,5 @@
-"""The demo upstream API, served for real on loopback, and the runner that serves it for `aggregator demo`."""
+"""The demo upstreams (REST with its token endpoint, GraphQL catalog), served for real on loopback, the
+runner that serves them for `aggregator demo`, and the gateway on the bundled demo config over them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ from typing import Any
 
 import httpx
 import pytest
+from gateway import Gateway
 from servers import serve_asgi
 
-from aggregator.demo import UPSTREAMS, running_upstreams
-from aggregator.demo.upstreams import DEMO_API_KEY, DEMO_BASIC, DEMO_TOKEN, create_rest_app
+from aggregator.config import load
+from aggregator.demo import CONFIG_PATH, UPSTREAMS, running_upstreams
+from aggregator.demo.catalog import INVENTORY_SCOPE, create_catalog_app
+from aggregator.demo.tokens import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Grant, issue, verify
+from aggregator.demo.upstreams import DEMO_API_KEY, DEMO_BASIC, DEMO_TOKEN, TOKEN_LIFETIME, create_rest_app
+from aggregator.server.app import create_app
 
 BEARER = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+CLIENT_CREDENTIALS = {"grant_type": "client_credentials"}
 
 
 @pytest.fixture
@@ -28,6 +35,34 @@ def anonymous() -> Iterator[httpx.Client]:
     """A client for a fresh demo REST app that sends no credentials."""
     with serve_asgi(create_rest_app()) as url, httpx.Client(base_url=f"{url}/api") as client:
         yield client
+
+
+@pytest.fixture
+def rest_root() -> Iterator[httpx.Client]:
+    """A client for a fresh demo REST app at its root, where /oauth/token is."""
+    with serve_asgi(create_rest_app()) as url, httpx.Client(base_url=url) as client:
+        yield client
+
+
+@pytest.fixture
+def catalog() -> Iterator[httpx.Client]:
+    """A client for a fresh demo GraphQL catalog (its own data)."""
+    with serve_asgi(create_catalog_app()) as url, httpx.Client(base_url=url) as client:
+        yield client
+
+
+def graphql(
+    client: httpx.Client, query: str, headers: dict[str, str] | None = None, status: int = 200
+) -> dict[str, Any]:
+    """POST a query to the catalog, check the HTTP status, return the decoded body."""
+    response = client.post("/graphql", json={"query": query}, headers=headers)
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def inventory_token(lifetime: float = 60.0) -> str:
+    return issue(Grant(DEMO_CLIENT_ID, frozenset({INVENTORY_SCOPE}), time.time() + lifetime))
 
 
 @pytest.mark.parametrize(
@@ -188,17 +223,283 @@ def test_recommendations_answer_no_sooner_than_delay_ms(api: httpx.Client) -> No
     assert time.monotonic() - started >= 0.2
 
 
+@pytest.mark.parametrize("client_auth", ["basic", "body"])
+def test_the_token_endpoint_issues_a_token_for_the_demo_client(
+    rest_root: httpx.Client, client_auth: str
+) -> None:
+    """Client credentials as HTTP Basic or as form fields get a bearer token that lasts TOKEN_LIFETIME."""
+    if client_auth == "basic":
+        response = rest_root.post(
+            "/oauth/token", data=CLIENT_CREDENTIALS, auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+        )
+    else:
+        form = {**CLIENT_CREDENTIALS, "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
+        response = rest_root.post("/oauth/token", data=form)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == TOKEN_LIFETIME
+    assert body["scope"] == INVENTORY_SCOPE
+    grant = verify(body["access_token"], time.time())
+    assert grant is not None
+    assert grant.scopes == {INVENTORY_SCOPE}
+
+
+@pytest.mark.parametrize(
+    ("form", "auth", "status", "error"),
+    [
+        pytest.param(CLIENT_CREDENTIALS, (DEMO_CLIENT_ID, "wrong"), 401, "invalid_client", id="wrong-secret"),
+        pytest.param(CLIENT_CREDENTIALS, None, 401, "invalid_client", id="no-client"),
+        pytest.param(
+            {"grant_type": "password"},
+            (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+            400,
+            "unsupported_grant_type",
+            id="grant",
+        ),
+        pytest.param(
+            {**CLIENT_CREDENTIALS, "scope": "admin"},
+            (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+            400,
+            "invalid_scope",
+            id="scope",
+        ),
+    ],
+)
+def test_the_token_endpoint_refuses_with_oauth_errors(
+    rest_root: httpx.Client, form: dict[str, str], auth: tuple[str, str] | None, status: int, error: str
+) -> None:
+    """A wrong client, grant type or scope gets the RFC 6749 error code, and no token."""
+    response = rest_root.post("/oauth/token", data=form, auth=auth)
+    assert response.status_code == status
+    assert response.json() == {"error": error}
+
+
+def test_a_token_is_valid_until_it_expires() -> None:
+    """verify() gives the grant back before its expiry and nothing from then on."""
+    grant = Grant(DEMO_CLIENT_ID, frozenset({INVENTORY_SCOPE}), expires_at=1000.0)
+    token = issue(grant)
+    assert verify(token, now=999.0) == grant
+    assert verify(token, now=1000.0) is None
+
+
+def test_a_tampered_token_is_refused() -> None:
+    """Changing the claims without the signing key makes the token worthless."""
+    claims, _, signature = inventory_token().partition(".")
+    assert verify(f"{claims[:-2]}xx.{signature}", time.time()) is None
+    assert verify("not-a-token", time.time()) is None
+
+
+def test_a_catalog_product_has_a_price_and_reviews(catalog: httpx.Client) -> None:
+    """The catalog answers nested selections: price with currency, reviews, their mean rating."""
+    body = graphql(
+        catalog, '{ product(id: "1") { name price { amount currency } rating reviews { stars } } }'
+    )
+    assert body == {
+        "data": {
+            "product": {
+                "name": "Analytical Engine poster",
+                "price": {"amount": 19.5, "currency": "EUR"},
+                "rating": 4.5,
+                "reviews": [{"stars": 5}, {"stars": 4}],
+            }
+        }
+    }
+
+
+def test_catalog_products_are_filtered_and_cheapest_first(catalog: httpx.Client) -> None:
+    """products(maxPrice:, first:) counts every match and pages them cheapest first."""
+    body = graphql(catalog, "{ products(maxPrice: 20, first: 2) { totalCount nodes { name } } }")
+    page = body["data"]["products"]
+    assert page["totalCount"] == 3
+    assert [p["name"] for p in page["nodes"]] == ["Punched-card notebook", "First-bug mug"]
+
+
+def test_product_3_answers_partial_data_with_a_coded_error(catalog: httpx.Client) -> None:
+    """Its shipping estimate fails: the rest of the product arrives, the error has code UNAVAILABLE."""
+    body = graphql(catalog, '{ product(id: "3") { name shipsInDays } }')
+    assert body["data"] == {"product": {"name": "Enigma rotor kit", "shipsInDays": None}}
+    (error,) = body["errors"]
+    assert error["path"] == ["product", "shipsInDays"]
+    assert error["extensions"] == {"code": "UNAVAILABLE"}
+
+
+def test_a_review_is_added_and_then_listed(catalog: httpx.Client) -> None:
+    """addReview answers the new review, which the product's reviews then include."""
+    body = graphql(
+        catalog, 'mutation { addReview(productId: "2", stars: 4, text: "Good paper") { id stars } }'
+    )
+    review = body["data"]["addReview"]
+    assert review["stars"] == 4
+    reviews = graphql(catalog, '{ product(id: "2") { reviews { id text } } }')["data"]["product"]["reviews"]
+    assert reviews == [{"id": review["id"], "text": "Good paper"}]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        pytest.param(
+            'addReview(productId: "2", stars: 9)', "stars must be between 1 and 5, got 9", id="stars"
+        ),
+        pytest.param('addReview(productId: "99", stars: 3)', "no product 99", id="product"),
+    ],
+)
+def test_a_bad_review_is_errors_and_no_data(catalog: httpx.Client, mutation: str, message: str) -> None:
+    """An invalid review is refused with BAD_USER_INPUT and no data at all."""
+    body = graphql(catalog, f"mutation {{ {mutation} {{ id }} }}")
+    assert body["data"] is None
+    assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [(message, "BAD_USER_INPUT")]
+
+
+def test_the_inventory_needs_a_token_with_its_scope(catalog: httpx.Client) -> None:
+    """Without credentials the inventory is a FORBIDDEN error; reads of products stay open."""
+    body = graphql(catalog, '{ inventory(productId: "1") { quantity } product(id: "1") { name } }')
+    assert body["data"] == {"inventory": None, "product": {"name": "Analytical Engine poster"}}
+    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
+
+
+def test_a_token_from_the_token_endpoint_opens_the_inventory(
+    rest_root: httpx.Client, catalog: httpx.Client
+) -> None:
+    """The REST demo's token is accepted by the catalog: the two demo upstreams share the signing key."""
+    token = rest_root.post(
+        "/oauth/token", data=CLIENT_CREDENTIALS, auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+    ).json()["access_token"]
+    body = graphql(
+        catalog, '{ inventory(productId: "3") { quantity warehouse } }', {"Authorization": f"Bearer {token}"}
+    )
+    assert body == {"data": {"inventory": {"quantity": 3, "warehouse": "Manchester"}}}
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param(f"Bearer {inventory_token(lifetime=-1)}", id="expired"),
+        pytest.param("Bearer forged", id="forged"),
+        pytest.param(f"Basic {DEMO_TOKEN}", id="not-bearer"),
+    ],
+)
+def test_a_bad_token_is_a_401(catalog: httpx.Client, authorization: str) -> None:
+    """A stale or forged token is refused at the HTTP level, as OAuth2 resource servers do."""
+    body = graphql(catalog, '{ product(id: "1") { id } }', {"Authorization": authorization}, status=401)
+    assert body == {"errors": [{"message": "invalid or expired access token"}]}
+
+
 def test_running_upstreams_yields_the_env_var_of_every_upstream() -> None:
     """The runner serves each demo upstream and names its base URL by the env var the config reads."""
     with running_upstreams() as env:
-        assert set(env) == set(UPSTREAMS)
-        response = httpx.get(f"{env['DEMO_REST_URL']}/api/users/2", headers=BEARER)
-    assert response.json()["name"] == "Grace Hopper"
+        assert set(env) == set(UPSTREAMS) == {"DEMO_REST_URL", "DEMO_CATALOG_URL"}
+        user = httpx.get(f"{env['DEMO_REST_URL']}/api/users/2", headers=BEARER)
+        product = httpx.post(
+            f"{env['DEMO_CATALOG_URL']}/graphql", json={"query": '{ product(id: "2") { name } }'}
+        )
+    assert user.json()["name"] == "Grace Hopper"
+    assert product.json() == {"data": {"product": {"name": "Punched-card notebook"}}}
 
 
-def test_running_upstreams_stops_them_on_exit() -> None:
+@pytest.mark.parametrize("name", sorted(UPSTREAMS))
+def test_running_upstreams_stops_them_on_exit(name: str) -> None:
     """Leaving the block closes the upstreams' ports."""
     with running_upstreams() as env:
-        url = env["DEMO_REST_URL"]
+        url = env[name]
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{url}/api/users/1", headers=BEARER)
+        httpx.get(url)
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Gateway]:
+    """The gateway on the bundled demo config over the demo upstreams, as `aggregator demo` runs it."""
+    with running_upstreams() as env:
+        app = create_app(load(CONFIG_PATH, env=env))
+        with serve_asgi(app, lifespan="on") as url:
+            gateway = Gateway(url, app)
+            try:
+                yield gateway
+            finally:
+                gateway.http.close()
+
+
+def test_the_demo_catalog_is_typed_from_introspection(demo: Gateway) -> None:
+    """catalog.product has no `returns`: its Product type has exactly the fields the documents select."""
+    body = demo.query('{ __type(name: "Product") { fields { name } } }')
+    fields = {f["name"] for f in body["data"]["__type"]["fields"]}
+    assert fields == {"id", "name", "category", "price", "rating", "shipsInDays", "reviews"}
+
+
+def test_the_demo_answers_a_catalog_query_from_the_graphql_upstream(demo: Gateway) -> None:
+    """A typed selection on catalog_product gets the demo catalog's data through the gateway."""
+    body = demo.query('{ catalog_product(id: "1") { name price { amount currency } reviews { stars } } }')
+    assert body == {
+        "data": {
+            "catalog_product": {
+                "name": "Analytical Engine poster",
+                "price": {"amount": 19.5, "currency": "EUR"},
+                "reviews": [{"stars": 5}, {"stars": 4}],
+            }
+        }
+    }
+
+
+def test_the_demo_select_path_makes_the_field_the_selected_part(demo: Gateway) -> None:
+    """catalog.reviews selects product.reviews: the field is the list of reviews itself."""
+    body = demo.query('{ catalog_reviews(productId: "1", first: 1) { stars text } }')
+    assert body == {"data": {"catalog_reviews": [{"stars": 5, "text": "Hangs above my loom."}]}}
+
+
+def test_the_demo_cheapest_products_come_as_a_page(demo: Gateway) -> None:
+    """Variables of several kinds (String, Float, Int) reach the catalog; the page is typed."""
+    body = demo.query(
+        '{ catalog_cheapest(category: "kits", maxPrice: 200.0, first: 5) { totalCount nodes { name } } }'
+    )
+    assert body == {"data": {"catalog_cheapest": {"totalCount": 1, "nodes": [{"name": "Enigma rotor kit"}]}}}
+
+
+def test_the_demo_mutation_adds_a_review(demo: Gateway) -> None:
+    """catalog_addReview is a Mutation field; the review it adds is then listed."""
+    body = demo.query(
+        'mutation { catalog_addReview(productId: "4", stars: 5, text: "Still runs payroll") { id stars } }'
+    )
+    review = body["data"]["catalog_addReview"]
+    assert review["stars"] == 5
+    listed = demo.query('{ catalog_reviews(productId: "4") { id text } }')["data"]["catalog_reviews"]
+    assert {"id": review["id"], "text": "Still runs payroll"} in listed
+
+
+def test_the_demo_partial_result_keeps_the_data_and_adds_the_error(demo: Gateway) -> None:
+    """Product 3's failing shipsInDays is null with an error at its gateway path; the rest arrives."""
+    body = demo.query('{ catalog_product(id: "3") { name shipsInDays } }')
+    assert body["data"] == {"catalog_product": {"name": "Enigma rotor kit", "shipsInDays": None}}
+    (error,) = body["errors"]
+    assert error["path"] == ["catalog_product", "shipsInDays"]
+    assert error["extensions"]["code"] == "UPSTREAM_GRAPHQL_ERROR"
+    assert error["extensions"]["upstreamCode"] == "UNAVAILABLE"
+
+
+def test_the_demo_bad_review_is_an_upstream_graphql_error(demo: Gateway) -> None:
+    """An errors-only answer is UPSTREAM_GRAPHQL_ERROR carrying the upstream's message and code."""
+    body = demo.query('mutation { catalog_addReview(productId: "4", stars: 0) { id } }')
+    assert body["data"] == {"catalog_addReview": None}
+    extensions = body["errors"][0]["extensions"]
+    assert extensions["code"] == "UPSTREAM_GRAPHQL_ERROR"
+    assert extensions["upstreamErrors"] == [
+        {
+            "message": "stars must be between 1 and 5, got 0",
+            "path": ["addReview"],
+            "extensions": {"code": "BAD_USER_INPUT"},
+        }
+    ]
+
+
+def test_the_demo_inventory_is_reached_with_the_oauth2_token(demo: Gateway) -> None:
+    """inventory authenticates with client credentials at the REST demo's token endpoint."""
+    body = demo.query('{ inventory_stock(productId: "4") { quantity warehouse } }')
+    assert body == {"data": {"inventory_stock": {"quantity": 12, "warehouse": "Arlington"}}}
+
+
+def test_a_callers_authorization_overrides_the_oauth2_token(demo: Gateway) -> None:
+    """override_auth: a caller's own (here forged) token reaches the catalog instead of the gateway's."""
+    body = demo.query(
+        '{ inventory_stock(productId: "2") { quantity } }', headers={"Authorization": "Bearer forged"}
+    )
+    assert body["data"] == {"inventory_stock": None}
+    assert body["errors"][0]["extensions"]["status"] == 401

@@ -36,6 +36,11 @@ integrations:
         path: /users
         params: {{name: "String!", email: String}}
         returns: User
+      importUser:
+        method: POST
+        path: /users
+        params: {{user: {{type: "User!", in: body}}}}
+        returns: User
       rendezvous:
         path: /rendezvous/{{n}}
         params: {{n: "Int!"}}
@@ -256,3 +261,14 @@ def test_generated_request_id_is_forwarded_answered_and_logged(
     request_id = response.headers["x-request-id"]
     assert directory.requests[-1]["headers"]["x-request-id"] == request_id
     assert any(getattr(r, "request_id", None) == request_id for r in caplog.records)
+
+
+def test_an_object_typed_param_is_an_input_type_sent_as_the_json_body(
+    gateway: Gateway, directory: Directory
+) -> None:
+    """A `types:` name as a param type becomes <Name>Input; alone in the body, it is the body."""
+    body = gateway.query(
+        'mutation { users_importUser(user: {id: "7", name: "Hedy", address: {city: "Vienna"}}) { id name } }'
+    )
+    assert body == {"data": {"users_importUser": {"id": "7", "name": "Hedy"}}}
+    assert directory.created == [{"id": "7", "name": "Hedy", "address": {"city": "Vienna"}}]

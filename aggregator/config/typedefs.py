@@ -40,19 +40,14 @@ def output_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
 
 
 def input_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
-    """A parser for a param's type: GraphQL arguments can only be scalars or lists of them."""
+    """A parser for a param's type: a scalar, or a name in `types:` (the schema makes it `<Name>Input`)."""
 
     def parse(value: object) -> TypeExpr:
         expr = type_expr(value)
-        if expr.named in known:
+        if expr.named not in SCALARS and expr.named not in known:
             raise Invalid(
-                f"'{expr.named}' is an object type, which GraphQL does not allow as an argument; "
-                "use a scalar, or JSON for structured input"
-            )
-        if expr.named not in SCALARS:
-            raise Invalid(
-                f"'{expr.named}' is not a scalar ({', '.join(sorted(SCALARS))})"
-                f"{did_you_mean(expr.named, SCALARS)}"
+                f"names no type: '{expr.named}' is neither a scalar ({', '.join(sorted(SCALARS))}) "
+                f"nor a name in types:{did_you_mean(expr.named, [*SCALARS, *known])}"
             )
         return expr
 

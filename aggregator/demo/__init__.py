@@ -1,9 +1,9 @@
 """The bundled demo: upstream APIs served on loopback, the config that points at them, a sample query.
 
-``aggregator demo`` runs :func:`running_upstreams`, which serves each demo upstream from a background
-thread on a free loopback port and yields the environment variables ``integrations.yaml`` reads to
-find them; the gateway then loads :data:`CONFIG_PATH` as any other config. A GraphQL demo upstream
-joins :data:`UPSTREAMS` once GraphQL upstreams exist.
+``aggregator demo`` runs :func:`running_upstreams`, which serves each demo upstream (the REST API of
+``upstreams.py`` and the GraphQL catalog of ``catalog.py``) from a background thread on a free loopback
+port and yields the environment variables ``integrations.yaml`` reads to find them; the gateway then
+loads :data:`CONFIG_PATH` as any other config.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from aggregator.demo.catalog import create_catalog_app
 from aggregator.demo.upstreams import create_rest_app
 
 __all__ = ["CONFIG_PATH", "SAMPLE_QUERY", "UPSTREAMS", "BackgroundServer", "running_upstreams"]
@@ -25,13 +26,18 @@ __all__ = ["CONFIG_PATH", "SAMPLE_QUERY", "UPSTREAMS", "BackgroundServer", "runn
 CONFIG_PATH = Path(__file__).resolve().with_name("integrations.yaml")
 
 # Environment variable the demo config reads -> the app serving it.
-UPSTREAMS: Mapping[str, Callable[[], ASGIApp]] = {"DEMO_REST_URL": create_rest_app}
+UPSTREAMS: Mapping[str, Callable[[], ASGIApp]] = {
+    "DEMO_REST_URL": create_rest_app,
+    "DEMO_CATALOG_URL": create_catalog_app,
+}
 
 SAMPLE_QUERY = """\
 query Demo {
   users_getUser(id: "1") { name email address { city country } tags }
   posts_search(q: "numbers", tags: ["math"]) { total posts { title createdAt } }
   recommendations_forUser(userId: "1") { title score }
+  catalog_product(id: "1") { name price { amount currency } rating reviews { stars text } }
+  inventory_stock(productId: "1") { quantity warehouse }
   integrationStats { integrationId circuitState calls failures }
 }
 """

@@ -4,7 +4,8 @@
 with query parameters, POSTs that create a user (the whole body) or a post (body fields), and a
 deliberately flaky, slow recommendations endpoint that shows retries and the circuit breaker at work.
 Every ``/api`` route wants one of the demo credentials, so the gateway's auth options visibly do
-something. Each app instance has its own fresh data.
+something. ``/oauth/token`` is the demo's OAuth2 token endpoint (client credentials, RFC 6749 4.4):
+its tokens open the GraphQL catalog's inventory. Each app instance has its own fresh data.
 """
 
 from __future__ import annotations
@@ -12,21 +13,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-__all__ = ["DEMO_API_KEY", "DEMO_BASIC", "DEMO_TOKEN", "create_rest_app"]
+from aggregator.demo.tokens import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SCOPES, Grant, issue
+
+__all__ = ["DEMO_API_KEY", "DEMO_BASIC", "DEMO_TOKEN", "TOKEN_LIFETIME", "create_rest_app"]
 
 DEMO_TOKEN = "demo-token"
 DEMO_API_KEY = "demo-key"
 DEMO_BASIC = ("demo", "demo-password")
+# Seconds an access token from /oauth/token is valid (its expires_in).
+TOKEN_LIFETIME = 300
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -148,6 +155,44 @@ def _authorized(request: Request) -> bool:
     return DEMO_API_KEY in (request.headers.get("x-api-key"), request.query_params.get("api_key"))
 
 
+def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
+    """The client's id and secret: HTTP Basic (each form-encoded, RFC 6749 2.3.1) or form fields."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            client_id, _, secret = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except ValueError:
+            return "", ""
+        return unquote_plus(client_id), unquote_plus(secret)
+    return form.get("client_id", ""), form.get("client_secret", "")
+
+
+def _oauth_error(status: int, error: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+async def _token_endpoint(request: Request) -> Response:
+    """OAuth2 client credentials: a form-encoded POST answered with a signed bearer token."""
+    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    if _client_credentials(request, form) != (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET):
+        return _oauth_error(401, "invalid_client", headers={"WWW-Authenticate": 'Basic realm="demo"'})
+    if form.get("grant_type") != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type")
+    scopes = frozenset(form.get("scope", "").split()) or DEMO_SCOPES
+    if not scopes <= DEMO_SCOPES:
+        return _oauth_error(400, "invalid_scope")
+    grant = Grant(DEMO_CLIENT_ID, scopes, time.time() + TOKEN_LIFETIME)
+    return JSONResponse(
+        {
+            "access_token": issue(grant),
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME,
+            "scope": " ".join(sorted(scopes)),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 def _guarded(handler: Handler) -> Handler:
     async def endpoint(request: Request) -> Response:
         if not _authorized(request):
@@ -187,7 +232,7 @@ def _tags(body: dict[str, Any]) -> list[str] | Response:
 
 
 def create_rest_app() -> Starlette:
-    """The demo REST API, mounted under ``/api``."""
+    """The demo REST API, mounted under ``/api``, and its token endpoint at ``/oauth/token``."""
     state = _State.fresh()
 
     async def list_users(request: Request) -> Response:
@@ -316,5 +361,6 @@ def create_rest_app() -> Starlette:
         Route("/api/posts/{id}", _guarded(get_post), methods=["GET"]),
         Route("/api/search", _guarded(search), methods=["GET"]),
         Route("/api/recommendations/{userId}", _guarded(recommendations), methods=["GET"]),
+        Route("/oauth/token", _token_endpoint, methods=["POST"]),
     ]
     return Starlette(routes=routes)

@@ -18,6 +18,7 @@ issued in, so a late result from an earlier state changes nothing.
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Literal
 
@@ -26,6 +27,8 @@ from aggregator.errors import CircuitOpen
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["CircuitBreaker", "CircuitState", "Outcome", "Permit"]
+
+log = logging.getLogger("aggregator.breaker")
 
 Outcome = Literal["success", "failure", "ignored"]
 CircuitState = Literal["closed", "open", "half_open"]
@@ -80,6 +83,7 @@ class CircuitBreaker:
         "_failures",
         "_generation",
         "_head",
+        "_name",
         "_opened_at",
         "_opened_wall",
         "_policy",
@@ -89,11 +93,12 @@ class CircuitBreaker:
         "_width",
     )
 
-    def __init__(self, policy: BreakerPolicy, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, policy: BreakerPolicy, clock: Clock = SYSTEM_CLOCK, *, name: str = "") -> None:
         if policy.window <= 0 or policy.reset_after < 0 or policy.half_open_max_calls < 1:
             raise ValueError(f"unusable breaker policy: {policy}")
         self._policy = policy
         self._clock = clock
+        self._name = name
         self._state: CircuitState = "closed"
         self._generation = 0
         self._width = policy.window / BUCKETS
@@ -215,6 +220,16 @@ class CircuitBreaker:
         self._enter("closed")
 
     def _enter(self, state: CircuitState) -> None:
+        # Transitions are rare and what an operator wants to see; the refusals in between are not logged.
+        level = logging.WARNING if state == "open" else logging.INFO
+        log.log(
+            level,
+            "circuit %s: %s -> %s",
+            self._name or "-",
+            self._state,
+            state,
+            extra={"circuit": self._name},
+        )
         self._state = state
         self._generation += 1
         self._trials = 0

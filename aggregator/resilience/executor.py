@@ -50,7 +50,7 @@ class Executor:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.integration_id = integration_id
-        self.breaker = CircuitBreaker(breaker, clock)
+        self.breaker = CircuitBreaker(breaker, clock, name=integration_id)
         self._retry = retry
         self._clock = clock
         self._bulkhead = Bulkhead(max_concurrency)

@@ -29,7 +29,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from aggregator.config.models import Config, Integration, ObjectType, Operation, TypeExpr
-from aggregator.errors import CallError, UpstreamError, UpstreamGraphQLError
+from aggregator.errors import BulkheadFull, CallError, CircuitOpen, UpstreamError, UpstreamGraphQLError
 from aggregator.module import IntegrationModule
 from aggregator.schema.limits import max_fields_rule
 from aggregator.schema.scalars import JSON, SCALAR_MAP, DateTime
@@ -188,7 +188,10 @@ class _Schema(strawberry.Schema):
         request_id = context.request_id if isinstance(context, RequestContext) else "-"
         for error in errors:
             original = error.original_error
-            if isinstance(original, UpstreamError):
+            if isinstance(original, CircuitOpen | BulkheadFull):
+                # Refusals come in floods while an upstream is down; the breaker logs its transitions.
+                log.debug("[%s] %s", request_id, original, extra={"request_id": request_id})
+            elif isinstance(original, UpstreamError):
                 log.warning(
                     "[%s] upstream call failed: %s (%s after %d attempt(s))",
                     request_id,
@@ -276,6 +279,8 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
         query=root_type("Query", roots["query"]),
         mutation=root_type("Mutation", roots["mutation"]) if roots["mutation"] else None,
         extensions=extensions,
+        # Declared types no field returns are still part of the schema (and must exist for _bind).
+        types=list(outputs.values()),
         config=StrawberryConfig(scalar_map=dict(SCALAR_MAP)),
     )
     _bind(schema, outputs, inputs, bindings)

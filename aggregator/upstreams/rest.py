@@ -33,7 +33,7 @@ import httpx
 import orjson
 
 from aggregator.auth import build_authenticator
-from aggregator.config.models import Integration, Operation, Param, TypeExpr
+from aggregator.config.models import SCALARS, Integration, Operation, Param, TypeExpr
 from aggregator.errors import InvalidParams, UpstreamBadResponse, UpstreamError
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.http import (
@@ -246,10 +246,10 @@ def _path_segment(where: str, name: str, value: Any) -> str:
 
 
 def _body(where: str, body_params: list[Param], params: Mapping[str, Any]) -> bytes | None:
-    """One JSON-typed body param is the whole body; otherwise the body params form an object."""
+    """One JSON- or object-typed body param is the whole body; otherwise the body params form an object."""
     if not body_params:
         return None
-    if len(body_params) == 1 and body_params[0].type.named == "JSON":
+    if len(body_params) == 1 and _is_document(body_params[0]):
         document = params.get(body_params[0].name)
         if document is None:
             return None
@@ -259,6 +259,11 @@ def _body(where: str, body_params: list[Param], params: Mapping[str, Any]) -> by
         return orjson.dumps(document)
     except TypeError:
         raise InvalidParams(f"{where}: body params cannot be encoded as JSON") from None
+
+
+def _is_document(param: Param) -> bool:
+    """A JSON or object-typed (input type) param: alone in the body, it is the whole body."""
+    return not param.type.is_list and (param.type.named == "JSON" or param.type.named not in SCALARS)
 
 
 def _decode(response: httpx.Response, body: bytes, returns: TypeExpr) -> Any:
