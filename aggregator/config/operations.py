@@ -25,7 +25,7 @@ from aggregator.config.models import (
     TypeExpr,
 )
 from aggregator.config.tree import Node, Reader
-from aggregator.config.typedefs import input_type, output_type
+from aggregator.config.typedefs import known_type
 from aggregator.config.values import (
     Invalid,
     boolean,
@@ -155,7 +155,7 @@ class _OperationReader:
         return self.get("description", string, "")
 
     def returns(self) -> TypeExpr:
-        return self.get("returns", output_type(self.scope.types), JSON_TYPE)
+        return self.get("returns", known_type(self.scope.types), JSON_TYPE)
 
     def timeout(self) -> float:
         return self.get("timeout", duration, self.scope.timeout)
@@ -191,7 +191,7 @@ class _OperationReader:
                 type_node, location_node = entries["type"], entries.get("in")
                 if "description" in entries:
                     description = self.reader.read(entries["description"], string, "")
-            ptype = self.reader.read(type_node, input_type(self.scope.types), JSON_TYPE)
+            ptype = self.reader.read(type_node, known_type(self.scope.types), JSON_TYPE)
             params.append(_RawParam(pname, type_node, ptype, location_node, description))
         return params
 

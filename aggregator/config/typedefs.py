@@ -15,32 +15,18 @@ from aggregator.config.models import SCALARS, ObjectType, TypeExpr
 from aggregator.config.tree import Node, Reader
 from aggregator.config.values import Invalid, did_you_mean, is_name, string, type_expr
 
-__all__ = ["RESERVED_TYPE_NAMES", "input_type", "output_type", "read_types"]
+__all__ = ["RESERVED_TYPE_NAMES", "known_type", "read_types"]
 
 # Types the gateway's own schema defines; a user type of the same name would clash with them.
 RESERVED_TYPE_NAMES: frozenset[str] = frozenset(
-    {"Query", "Mutation", "Subscription", "IntegrationStats", "CircuitState"}
+    {"Query", "Mutation", "Subscription", "IntegrationStats", "OperationStats", "Latency", "CircuitState"}
 )
 _FIELD_KEYS = ("type", "description")
 
 
-def output_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
-    """A parser for a type that a field returns: a scalar or a name from ``types:``, in any list shape."""
-
-    def parse(value: object) -> TypeExpr:
-        expr = type_expr(value)
-        if expr.named not in SCALARS and expr.named not in known:
-            raise Invalid(
-                f"names no type: '{expr.named}' is neither a scalar ({', '.join(sorted(SCALARS))}) "
-                f"nor a name in types:{did_you_mean(expr.named, [*SCALARS, *known])}"
-            )
-        return expr
-
-    return parse
-
-
-def input_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
-    """A parser for a param's type: a scalar, or a name in `types:` (the schema makes it `<Name>Input`)."""
+def known_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
+    """A parser for a field's, a return's or a param's type: a scalar or a name from ``types:``, in
+    any list shape (a name used as a param type becomes the input type ``<Name>Input``)."""
 
     def parse(value: object) -> TypeExpr:
         expr = type_expr(value)
@@ -144,5 +130,5 @@ def _read_fields(
                 )
                 continue
             type_node = long_form["type"]
-        fields[field_name] = reader.read(type_node, output_type(known), TypeExpr(name="JSON"))
+        fields[field_name] = reader.read(type_node, known_type(known), TypeExpr(name="JSON"))
     return fields, descriptions

@@ -38,7 +38,8 @@ from graphql import (
     validate,
 )
 
-from aggregator.config.models import Integration, ObjectType, Operation, TypeExpr
+from aggregator.config.models import SCALARS, Integration, ObjectType, Operation, TypeExpr
+from aggregator.config.typedefs import RESERVED_TYPE_NAMES
 
 _BUILTIN = {"ID": "ID", "String": "String", "Int": "Int", "Float": "Float", "Boolean": "Boolean"}
 JSON = TypeExpr(name="JSON")
@@ -169,23 +170,7 @@ class _Walker:
     def _gateway_name(self, upstream_name: str) -> str:
         if upstream_name not in self._names:
             name = upstream_name
-            if name in self._taken or name in _RESERVED:
+            if name in self._taken or name in RESERVED_TYPE_NAMES or name in SCALARS:
                 name = f"{self._integration_id}_{upstream_name}"
             self._names[upstream_name] = name
         return self._names[upstream_name]
-
-
-# Type names the gateway's own schema uses.
-_RESERVED = frozenset(
-    {
-        "Query",
-        "Mutation",
-        "Subscription",
-        "IntegrationStats",
-        "OperationStats",
-        "Latency",
-        "CircuitState",
-        "JSON",
-        "DateTime",
-    }
-)
