@@ -8,6 +8,7 @@ secrets read from ``${VAR}`` cannot leak through ``check`` or ``schema``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import socket
@@ -75,11 +76,25 @@ def _load(given: str | None) -> Config:
         raise _Exit(f"cannot read {path}: {exc.strerror or exc}", EXIT_USAGE) from None
 
 
-def _schema_sdl(config: Config) -> str:
+def _schema_sdl(config: Config, *, introspect: bool = False) -> str:
+    """The SDL, with types derived from GraphQL upstreams' schema files, and with ``introspect``
+    from their live schemas too (an upstream that does not answer leaves its fields JSON)."""
     try:
-        return build_schema(config, IntegrationModule(config)).as_str()
+        module = IntegrationModule(config)
+        if introspect and any(
+            i.type == "graphql" and not i.schema_path for i in config.integrations.values()
+        ):
+            asyncio.run(_introspected(module))
+        return build_schema(module.typed_config(config), module).as_str()
     except AggregatorError as exc:
         raise _Exit(f"{config.source}: cannot build the GraphQL schema: {exc}", EXIT_USAGE) from None
+
+
+async def _introspected(module: IntegrationModule) -> None:
+    try:
+        await module.start()
+    finally:
+        await module.stop()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -170,7 +185,7 @@ def _cmd_check(args: argparse.Namespace) -> None:
 
 
 def _cmd_schema(args: argparse.Namespace) -> None:
-    print(_schema_sdl(_load(args.config)))
+    print(_schema_sdl(_load(args.config), introspect=True))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:

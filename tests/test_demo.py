@@ -223,18 +223,27 @@ def test_recommendations_answer_no_sooner_than_delay_ms(api: httpx.Client) -> No
     assert time.monotonic() - started >= 0.2
 
 
-@pytest.mark.parametrize("client_auth", ["basic", "body"])
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        pytest.param({"data": CLIENT_CREDENTIALS, "auth": (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)}, id="basic"),
+        pytest.param(
+            {
+                "data": {
+                    **CLIENT_CREDENTIALS,
+                    "client_id": DEMO_CLIENT_ID,
+                    "client_secret": DEMO_CLIENT_SECRET,
+                }
+            },
+            id="body",
+        ),
+    ],
+)
 def test_the_token_endpoint_issues_a_token_for_the_demo_client(
-    rest_root: httpx.Client, client_auth: str
+    rest_root: httpx.Client, credentials: dict[str, Any]
 ) -> None:
     """Client credentials as HTTP Basic or as form fields get a bearer token that lasts TOKEN_LIFETIME."""
-    if client_auth == "basic":
-        response = rest_root.post(
-            "/oauth/token", data=CLIENT_CREDENTIALS, auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
-        )
-    else:
-        form = {**CLIENT_CREDENTIALS, "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
-        response = rest_root.post("/oauth/token", data=form)
+    response = rest_root.post("/oauth/token", **credentials)
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "Bearer"
