@@ -14,7 +14,7 @@ import socket
 import struct
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -55,7 +55,7 @@ def _listening_socket() -> socket.socket:
 
 
 @contextlib.contextmanager
-def serve_asgi(app: Any, *, lifespan: str = "off") -> Iterator[str]:
+def serve_asgi(app: Any, *, lifespan: Literal["auto", "on", "off"] = "off") -> Iterator[str]:
     """Serve ``app`` on a free loopback port for the duration of the block; yields ``http://host:port``.
 
     ``lifespan="on"`` runs the app's start-up and shut-down, as the gateway's own app needs.
