@@ -33,6 +33,7 @@ from aggregator.config.values import (
     describe,
     did_you_mean,
     duration,
+    header_name,
     is_name,
     name,
     non_empty_string,
@@ -245,6 +246,11 @@ def _place(reader: Reader, raw: _RawParam, method: HttpMethod, path: str, placeh
             reader.report(where, f"the path has {{{raw.name}}}, so param '{raw.name}' must be in: path")
         elif location == "body" and method in _NO_BODY_METHODS:
             reader.report(where, f"a {method} request has no body; use in: query, or another method")
+    if location == "header":
+        try:
+            header_name(raw.name)
+        except Invalid as exc:
+            reader.report(raw.location_node or raw.node, f"param '{raw.name}' cannot be a header: {exc}")
     if location == "path" and in_path:
         if raw.type.is_list:
             reader.report(

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from aggregator.config.models import TypeExpr
 
 __all__ = [
+    "CONNECTION_HEADERS",
     "Invalid",
     "boolean",
     "byte_size",
@@ -307,10 +308,21 @@ def http_url(value: object) -> str:
     return text
 
 
+# Headers that describe the connection, not the request: set by the HTTP client, never by config,
+# params or forwarding (a `Host` param could otherwise send the call to another virtual host).
+CONNECTION_HEADERS: frozenset[str] = frozenset(
+    {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+
+
 def header_name(value: object) -> str:
     text = string(value)
     if _HEADER_NAME.fullmatch(text) is None:
         raise Invalid(f"{text!r} is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)")
+    if text.lower() in CONNECTION_HEADERS:
+        raise Invalid(
+            f"{text!r} is set by the HTTP client for each connection; it cannot be configured or sent"
+        )
     return text
 
 

@@ -1,11 +1,17 @@
-"""Request limits enforced at validation time, so a refused query costs no upstream call."""
+"""Request limits enforced at validation time, so a refused query costs no upstream call.
+
+Both rules expand fragments (with memoisation, so fragment bombs cost little to measure) and ignore
+fragments that are unknown or cyclic: graphql's own rules report those with their proper messages.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from graphql import (
     ASTValidationRule,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -15,34 +21,82 @@ from graphql import (
     SelectionSetNode,
 )
 
+__all__ = ["max_depth_rule", "max_fields_rule"]
+
+# Introspection is answered from the schema and costs no upstream call, so its fields weigh a fifth
+# of an operation field: GraphiQL's own introspection query (229 fields) passes, while hundreds of
+# aliased `__schema` selections do not.
+_FIELD_WEIGHT = 5
+_INTROSPECTION_WEIGHT = 1
+
+Measure = Callable[[SelectionSetNode | None, frozenset[str]], int]
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+class _OperationRule(ASTValidationRule):
+    """Measures each operation with ``measure`` and reports the ones over ``budget``."""
+
+    budget = 0
+    code = ""
+
+    def enter_document(self, node: DocumentNode, *_: Any) -> None:
+        # Built once per document: per operation it would be quadratic in a document of many operations.
+        self.fragments = _fragments(node)
+        self.memo: dict[str, int] = {}
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+        if self.measure(node.selection_set, frozenset()) > self.budget:
+            name = f"'{node.name.value}'" if node.name else "Anonymous operation"
+            self.report_error(GraphQLError(self.message(name), node, extensions={"code": self.code}))
+
+    def message(self, name: str) -> str:
+        raise NotImplementedError
+
+    def measure(self, selection_set: SelectionSetNode | None, visiting: frozenset[str]) -> int:
+        raise NotImplementedError
+
+    def spread(self, node: FragmentSpreadNode, visiting: frozenset[str]) -> int:
+        name = node.name.value
+        if name in visiting or name not in self.fragments:
+            return 0
+        if name not in self.memo:
+            self.memo[name] = self.measure(self.fragments[name].selection_set, visiting | {name})
+        return self.memo[name]
+
 
 def max_fields_rule(limit: int) -> type[ASTValidationRule]:
-    """A rule refusing operations that select more than ``limit`` fields once fragments are expanded
-    (introspection fields aside).
+    """Refuse operations selecting more than ``limit`` fields once fragments are expanded (aliases
+    count; introspection fields count a fifth): ten fragments that each spread the previous one twice
+    select 2^10 fields from a tiny document."""
 
-    Counting after expansion is what stops alias and fragment bombs: ten fragments that each spread
-    the previous one twice select 2^10 fields from a tiny document.
-    """
+    class MaxFields(_OperationRule):
+        budget = limit * _FIELD_WEIGHT
+        code = "QUERY_TOO_LARGE"
 
-    class MaxFields(ASTValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            fragments = {
-                d.name.value: d
-                for d in self.context.document.definitions
-                if isinstance(d, FragmentDefinitionNode)
-            }
-            memo: dict[str, int] = {}
-            count = _count(node.selection_set, fragments, memo, frozenset(), limit)
-            if count > limit:
-                name = f" '{node.name.value}'" if node.name else ""
-                self.report_error(
-                    GraphQLError(
-                        f"Operation{name} selects more than {limit} fields (aliases and fragments "
-                        f"included); the limit is {limit}.",
-                        node,
-                        extensions={"code": "QUERY_TOO_LARGE"},
-                    )
-                )
+        def message(self, name: str) -> str:
+            return f"{name} selects more than {limit} fields (aliases and fragments included)."
+
+        def measure(self, selection_set: SelectionSetNode | None, visiting: frozenset[str]) -> int:
+            total = 0
+            for selection in selection_set.selections if selection_set else ():
+                if isinstance(selection, FieldNode):
+                    if selection.name.value.startswith("__"):
+                        total += _INTROSPECTION_WEIGHT * (
+                            1 + _count(selection.selection_set, self.fragments, cap=self.budget)
+                        )
+                    else:
+                        total += _FIELD_WEIGHT + self.measure(selection.selection_set, visiting)
+                elif isinstance(selection, InlineFragmentNode):
+                    total += self.measure(selection.selection_set, visiting)
+                elif isinstance(selection, FragmentSpreadNode):
+                    total += self.spread(selection, visiting)
+                if total > self.budget:
+                    # Stop early: the answer is already "too many", and bombs make totals astronomical.
+                    return total
+            return total
 
     return MaxFields
 
@@ -50,34 +104,49 @@ def max_fields_rule(limit: int) -> type[ASTValidationRule]:
 def _count(
     selection_set: SelectionSetNode | None,
     fragments: dict[str, FragmentDefinitionNode],
-    memo: dict[str, int],
-    visiting: frozenset[str],
-    limit: int,
+    visiting: frozenset[str] = frozenset(),
+    cap: int = 100_000,
 ) -> int:
-    if selection_set is None:
-        return 0
+    """Fields below an introspection field, fragments expanded, counting stopped at ``cap``."""
     total = 0
-    for selection in selection_set.selections:
+    for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
-            if selection.name.value.startswith("__"):
-                # Introspection is answered from the schema and costs no upstream call: GraphiQL's
-                # own introspection query alone selects hundreds of fields.
-                continue
-            total += 1 + _count(selection.selection_set, fragments, memo, visiting, limit)
+            total += 1 + _count(selection.selection_set, fragments, visiting, cap)
         elif isinstance(selection, InlineFragmentNode):
-            total += _count(selection.selection_set, fragments, memo, visiting, limit)
+            total += _count(selection.selection_set, fragments, visiting, cap)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
-            # A cycle or an unknown fragment is reported by graphql's own rules; count it as nothing.
-            if name in visiting or name not in fragments:
-                continue
-            if name not in memo:
-                memo[name] = _count(fragments[name].selection_set, fragments, memo, visiting | {name}, limit)
-            total += memo[name]
-        if total > limit:
-            # Stop early: the answer is already "too many", and bombs make exact totals astronomical.
+            if name not in visiting and name in fragments:
+                total += _count(fragments[name].selection_set, fragments, visiting | {name}, cap)
+        if total > cap:
             return total
     return total
 
 
-__all__ = ["max_fields_rule"]
+def max_depth_rule(limit: int) -> type[ASTValidationRule]:
+    """Refuse operations nesting fields deeper than ``limit`` (introspection fields aside)."""
+
+    class MaxDepth(_OperationRule):
+        budget = limit
+        code = "QUERY_TOO_DEEP"
+
+        def message(self, name: str) -> str:
+            return f"{name} exceeds maximum operation depth of {limit}."
+
+        def measure(self, selection_set: SelectionSetNode | None, visiting: frozenset[str]) -> int:
+            deepest = 0
+            for selection in selection_set.selections if selection_set else ():
+                if isinstance(selection, FieldNode):
+                    if selection.name.value.startswith("__"):
+                        continue
+                    depth = 1 + self.measure(selection.selection_set, visiting)
+                elif isinstance(selection, InlineFragmentNode):
+                    depth = self.measure(selection.selection_set, visiting)
+                elif isinstance(selection, FragmentSpreadNode):
+                    depth = self.spread(selection, visiting)
+                else:
+                    continue
+                deepest = max(deepest, depth)
+            return deepest
+
+    return MaxDepth

@@ -16,6 +16,7 @@ from typing import Any
 
 from aggregator.auth import Authenticator
 from aggregator.config.models import Integration, Operation, Secret
+from aggregator.config.values import CONNECTION_HEADERS
 from aggregator.errors import InvalidParams
 from aggregator.upstreams.http import set_header
 
@@ -24,10 +25,6 @@ __all__ = ["REQUEST_ID_HEADER", "RequestParts", "header_value"]
 REQUEST_ID_HEADER = "X-Request-Id"
 
 _LINE_BREAKS = re.compile(r"[\r\n\0]")
-# Connection-level headers describe the incoming connection, not the upstream call.
-_NOT_FORWARDABLE = frozenset(
-    {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
-)
 # Forwarded headers whose values are redacted from errors: credentials by name.
 _CREDENTIAL_HINTS = ("authorization", "cookie", "token", "key", "secret", "session", "password")
 
@@ -68,7 +65,7 @@ class RequestParts:
         forwarded: set[str] = set()
         for name, value in (incoming or {}).items():
             lowered = name.lower()
-            if lowered in self._forward and lowered not in _NOT_FORWARDABLE:
+            if lowered in self._forward and lowered not in CONNECTION_HEADERS:
                 set_header(headers, name, header_value(where, name, value))
                 forwarded.add(lowered)
         return frozenset(forwarded)
