@@ -1,5 +1,9 @@
 """The module API: integrations registered by id, each call run through its integration's executor.
 
+Identical idempotent query calls made while one of them is running share it (see ``_flight_key`` for
+what makes calls identical); mutations are never shared. Within one GraphQL request that also covers
+memoisation: its upstream calls are all root fields, which start together.
+
 This is what the GraphQL resolvers call and what a library user imports::
 
     module = IntegrationModule(load_config("integrations.yaml"))
@@ -10,23 +14,28 @@ This is what the GraphQL resolvers call and what a library user imports::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
 import httpx
+import orjson
 
 from aggregator.config.models import Config, Integration, Operation
 from aggregator.errors import UnknownOperation
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.resilience.executor import Executor
+from aggregator.resilience.singleflight import SingleFlight
 from aggregator.resilience.stats import IntegrationStatsSnapshot
 from aggregator.upstreams.graphql import GraphQLUpstream
 from aggregator.upstreams.graphql_types import derive
+from aggregator.upstreams.request import REQUEST_ID_HEADER
 from aggregator.upstreams.rest import RestUpstream
 
 log = logging.getLogger("aggregator.module")
+
+_NOT_IN_KEY = frozenset({REQUEST_ID_HEADER.lower()})
 
 
 class Upstream(Protocol):
@@ -50,13 +59,36 @@ class Health:
 
 
 class _Entry:
-    __slots__ = ("executor", "integration", "started", "upstream")
+    __slots__ = ("executor", "flights", "integration", "started", "upstream")
 
     def __init__(self, integration: Integration, upstream: Upstream, executor: Executor) -> None:
         self.integration = integration
         self.upstream = upstream
         self.executor = executor
+        self.flights: SingleFlight[Any] = SingleFlight()
         self.started = False
+
+
+def _flight_key(op: Operation, params: Mapping[str, Any], request: Any) -> Hashable | None:
+    """What makes two calls of an integration one: the operation, its params and the incoming
+    headers forwarded with it, credentials included, so callers with different credentials never
+    share a call. ``X-Request-Id`` is left out (it is forwarded always, and differs on every
+    request): a shared call carries the id of the request that started it.
+
+    None for a call that is never shared: a mutation, an operation not declared idempotent, or
+    params that are not plain JSON.
+    """
+    if op.kind != "query" or not op.idempotent:
+        return None
+    try:
+        encoded = orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+    names = request.forwarded - _NOT_IN_KEY
+    if not names:
+        return (op.id, encoded)
+    forwarded = sorted((k.lower(), v) for k, v in request.headers.items() if k.lower() in names)
+    return (op.id, encoded, tuple(forwarded))
 
 
 def _make_upstream(
@@ -148,11 +180,19 @@ class IntegrationModule:
             if not self._running:
                 raise RuntimeError("IntegrationModule.start() must be awaited before calls")
             await self._start(entry)
-        request = entry.upstream.prepare(op, params or {}, forwarded_headers=headers)
-        send = entry.upstream.send
-        return await entry.executor.run(
-            op.id, lambda: send(request), timeout=op.timeout, idempotent=request.idempotent
-        )
+        params = params or {}
+        request = entry.upstream.prepare(op, params, forwarded_headers=headers)
+        send, executor = entry.upstream.send, entry.executor
+
+        def run() -> Awaitable[Any]:
+            return executor.run(
+                op.id, lambda: send(request), timeout=op.timeout, idempotent=request.idempotent
+            )
+
+        key = _flight_key(op, params, request)
+        if key is None:
+            return await run()
+        return await entry.flights.run(key, run)
 
     def stats(self, integration_id: str) -> IntegrationStatsSnapshot:
         entry = self._entries.get(integration_id)

@@ -2,7 +2,8 @@
 
 ``FaultUpstream`` runs two listeners that share one request log and one mode:
 
-- ``url``: a Starlette app under uvicorn (``servers.serve_asgi``) for the HTTP-level faults;
+- ``url``: an ASGI app (Starlette requests and responses) under uvicorn (``servers.serve_asgi``) for the
+  HTTP-level faults;
 - ``socket_url``: a bare asyncio server in its own thread for the socket-level ones, which no
   framework will act out (a reset mid-body, a peer that reads the request and says nothing).
 
@@ -50,14 +51,12 @@ from urllib.parse import parse_qsl, unquote
 import httpx
 import orjson
 from servers import serve_asgi
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 __all__ = ["SOCKET_FAULTS", "FaultUpstream", "Seen"]
 
-ALL_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 SOCKET_FAULTS = frozenset({"ok", "hang", "reset"})
 Listener = Literal["http", "socket"]
 
@@ -116,12 +115,12 @@ class FaultUpstream:
         self._mode = _Mode()
         self._closing = threading.Event()
         self._stack = contextlib.ExitStack()
-        self.app = Starlette(
-            routes=[
-                Route("/__admin/mode", self._admin, methods=["POST"]),
-                Route("/{path:path}", self._serve_http, methods=ALL_METHODS),
-            ]
-        )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            # A plain function: uvicorn takes a bound method for an ASGI2 app.
+            await self._handle(scope, receive, send)
+
+        self.app = app
         self._http_faults: dict[str, Callable[[Request, bytes, Mapping[str, Any]], Awaitable[Response]]] = {
             "ok": self._ok,
             "delay": self._delay,
@@ -135,6 +134,15 @@ class FaultUpstream:
             "echo": self._echo,
             "hang": self._hang,
         }
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The HTTP listener's ASGI app. No router: a route pattern would not match every path a test
+        sends (Starlette's ``{path:path}`` stops at a decoded line break), and every path is served."""
+        assert scope["type"] == "http"
+        request = Request(scope, receive)
+        admin = scope["path"] == "/__admin/mode" and request.method == "POST"
+        response = await (self._admin(request) if admin else self._serve_http(request))
+        await response(scope, receive, send)
 
     def __enter__(self) -> FaultUpstream:
         self.url = self._stack.enter_context(serve_asgi(self.app))

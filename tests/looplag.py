@@ -125,7 +125,7 @@ class LoopLagWatch:
         """The worst lag of the serving loop beyond what the control loop suffered meanwhile (seconds)."""
         control = self._control.sleeper
         return max(
-            (late.lag - control.worst_during(late.since, late.woke) for late in self._sleeper.late),
+            (max(0.0, late.lag - control.worst_during(late.since, late.woke)) for late in self._sleeper.late),
             default=0.0,
         )
 

@@ -60,7 +60,7 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, dict[str, An
 def test_check_refuses_the_file_with_exit_2_and_its_file_line_key_message(
     path: Path, checked: dict[Path, dict[str, Any]]
 ) -> None:
-    """Exit 2, the announced problem as `FILE:LINE: key: message` on stderr, nothing on stdout, no traceback."""
+    """Exit 2, the announced `FILE:LINE: key: message` line on stderr, nothing on stdout, no traceback."""
     line, key, message = expectation(path)
     result = checked[path]
     assert result["status"] == 2, result

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import httpx
 import pytest
@@ -392,11 +393,22 @@ def test_no_mutation_was_lost_or_duplicated(run: ChaosRun) -> None:
     assert (lost, duplicated) == (0, 0)
 
 
+# Below this difference in p99 the ratio measures the shared 2-core machine's scheduling, not the
+# gateway: two gateways answering in 10-40 ms differ by that much from one run to the next. A broken
+# isolation shows up as the failing upstream's timeouts (seconds) in the healthy fields' latency.
+SCHEDULING_NOISE = 0.05
+
+
 def test_healthy_latency_stayed_within_twice_the_baseline(run: ChaosRun) -> None:
     """Isolation: the p99 of requests that only touch healthy upstreams, while flaky failed, is within
-    2x of the same requests' on the control gateway at the same moments."""
-    p99_ratio, _ = _isolation(run)
-    assert p99_ratio <= 2.0
+    2x of the same requests' on the control gateway at the same moments (or within the machine's
+    scheduling noise of it)."""
+    chaos, control = run.healthy_latencies(run.shots), run.healthy_latencies(run.control_shots)
+    p99_chaos, p99_control = percentile(chaos, 0.99), percentile(control, 0.99)
+    assert p99_chaos <= 2.0 * p99_control or p99_chaos - p99_control < SCHEDULING_NOISE, (
+        p99_chaos,
+        p99_control,
+    )
 
 
 def test_memory_and_sockets_returned_to_their_start(run: ChaosRun) -> None:
@@ -452,7 +464,7 @@ async def _terminate_with_requests_in_flight(
     ],
 )
 def test_sigterm_lets_every_request_in_flight_finish_then_exits(
-    tmp_path: Path, mode: str, options: dict[str, float], code: str | None
+    tmp_path: Path, mode: str, options: dict[str, Any], code: str | None
 ) -> None:
     """SIGTERM with 50 requests in flight: each gets a full GraphQL answer (its data, or a clean error
     when its upstream hangs: the attempt timeout bounds the wait), none hangs, and the process exits

@@ -50,6 +50,7 @@ integrations:
         params: {{id: "ID!", name: String}}
         returns: Item
         idempotent: true
+      listItems: {{path: /items, returns: "[Item!]"}}
   healthy:
     base_url: {healthy}
     operations:
@@ -296,6 +297,19 @@ def test_a_fault_chosen_per_request_fails_only_that_field(serve: Any, faulty: Fa
     assert body["data"] == {"bad": None, "good": {"id": "2"}}
     assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_BAD_RESPONSE"
     assert sorted(seen.fault for seen in faulty.seen) == ["malformed_json", "ok"]
+    assert watch.max_blocked < MAX_LAG, watch.describe()
+
+
+def test_an_answer_of_the_wrong_shape_is_a_bad_response(serve: Any, faulty: FaultUpstream) -> None:
+    """An object where the operation declares a list cannot be used: UPSTREAM_BAD_RESPONSE naming the
+    integration and operation, like any other unusable answer (not a bare GraphQL error)."""
+    gateway, watch = serve("http")
+    body = gateway.query('{ faulty_listItems { id } healthy_getItem(id: "2") { id } }')
+    assert body["data"] == {"faulty_listItems": None, "healthy_getItem": {"id": "2"}}
+    (error,) = body["errors"]
+    extensions = error.get("extensions", {})
+    assert extensions.get("code") == "UPSTREAM_BAD_RESPONSE", error
+    assert (extensions.get("integration"), extensions.get("operation")) == ("faulty", "listItems")
     assert watch.max_blocked < MAX_LAG, watch.describe()
 
 

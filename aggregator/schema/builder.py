@@ -1,16 +1,16 @@
 """Build the Strawberry schema from the config.
 
-Strawberry generates the types, the SDL, validation and execution. Field resolution is set directly on
-the graphql-core fields after the build: upstream JSON stays plain dicts (no copying into dataclasses)
-and operation fields call the module with the arguments graphql-core has already coerced. Both are on
-the hot path of every request.
+Strawberry generates the types and the SDL; requests run straight on graphql-core (execution.py). Field
+resolution is set directly on the graphql-core fields after the build: upstream JSON stays plain dicts
+(no copying into dataclasses) and operation fields call the module with the arguments graphql-core has
+already coerced. Both are on the hot path of every request.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -23,15 +23,17 @@ from graphql import (
     GraphQLResolveInfo,
     NoSchemaIntrospectionCustomRule,
 )
-from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
-from strawberry.extensions.query_depth_limiter import create_validator as create_depth_validator
+from strawberry.exceptions import MissingQueryError
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext as StrawberryExecutionContext
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from aggregator.config.models import Config, Integration, ObjectType, Operation, TypeExpr
 from aggregator.errors import BulkheadFull, CallError, CircuitOpen, UpstreamError, UpstreamGraphQLError
 from aggregator.module import IntegrationModule
-from aggregator.schema.limits import max_fields_rule
+from aggregator.schema.execution import DocumentRunner
+from aggregator.schema.limits import max_depth_rule, max_fields_rule
 from aggregator.schema.scalars import JSON, SCALAR_MAP, DateTime
 from aggregator.schema.stats import IntegrationStats, to_graphql
 from aggregator.upstreams.graphql import PartialResult
@@ -49,6 +51,7 @@ _SCALARS: Mapping[str, Any] = {
 }
 # Bounded: the set of distinct query texts reaching a public endpoint is not trusted.
 _CACHE_SIZE = 1024
+_ALL_OPERATIONS = frozenset(OperationType)
 
 
 @dataclass
@@ -179,43 +182,81 @@ def _dict_resolver(key: str) -> Callable[..., Any]:
     return resolve
 
 
+def _log_errors(errors: list[GraphQLError], context: Any) -> None:
+    """Log a request's errors: Strawberry logs every one with a traceback at ERROR; most are expected."""
+    request_id = context.request_id if isinstance(context, RequestContext) else "-"
+    for error in errors:
+        original = error.original_error
+        if isinstance(original, CircuitOpen | BulkheadFull):
+            # Refusals come in floods while an upstream is down; the breaker logs its transitions.
+            log.debug("[%s] %s", request_id, original, extra={"request_id": request_id})
+        elif isinstance(original, UpstreamError):
+            log.warning(
+                "[%s] upstream call failed: %s (%s after %d attempt(s))",
+                request_id,
+                original,
+                original.code,
+                original.attempts,
+                extra={
+                    "request_id": request_id,
+                    "graphql_path": error.path,
+                    "upstream": original.extensions,
+                },
+            )
+        elif original is None or isinstance(original, CallError) or error.path is None:
+            # No path: a parse, validation or variable error (a scalar refusing a value included).
+            log.debug("[%s] request error: %s", request_id, error.message, extra={"request_id": request_id})
+        else:
+            log.error(
+                "[%s] resolver failed at %s",
+                request_id,
+                error.path,
+                exc_info=original,
+                extra={"request_id": request_id},
+            )
+
+
 class _Schema(strawberry.Schema):
+    """Strawberry's schema, executed straight on graphql-core by a ``DocumentRunner`` (execution.py)."""
+
+    def __init__(self, *args: Any, rules: Sequence[type[ASTValidationRule]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._runner = DocumentRunner(
+            self._schema,
+            rules,
+            cache_size=_CACHE_SIZE,
+            execution_context_class=self.execution_context_class,
+            on_errors=_log_errors,
+        )
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        if not query:
+            raise MissingQueryError
+        allowed = _ALL_OPERATIONS if allowed_operation_types is None else frozenset(allowed_operation_types)
+        result = await self._runner.run(
+            query,
+            variables=variable_values,
+            context=context_value,
+            operation_name=operation_name,
+            allowed=allowed,
+            root_value=root_value,
+            operation_extensions=operation_extensions,
+        )
+        return ExecutionResult(data=result.data, errors=result.errors)
+
     def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+        self, errors: list[GraphQLError], execution_context: StrawberryExecutionContext | None = None
     ) -> None:
-        # Strawberry logs every error with a traceback at ERROR; most are expected here.
-        context = execution_context.context if execution_context else None
-        request_id = context.request_id if isinstance(context, RequestContext) else "-"
-        for error in errors:
-            original = error.original_error
-            if isinstance(original, CircuitOpen | BulkheadFull):
-                # Refusals come in floods while an upstream is down; the breaker logs its transitions.
-                log.debug("[%s] %s", request_id, original, extra={"request_id": request_id})
-            elif isinstance(original, UpstreamError):
-                log.warning(
-                    "[%s] upstream call failed: %s (%s after %d attempt(s))",
-                    request_id,
-                    original,
-                    original.code,
-                    original.attempts,
-                    extra={
-                        "request_id": request_id,
-                        "graphql_path": error.path,
-                        "upstream": original.extensions,
-                    },
-                )
-            elif original is None or isinstance(original, CallError):
-                log.debug(
-                    "[%s] request error: %s", request_id, error.message, extra={"request_id": request_id}
-                )
-            else:
-                log.error(
-                    "[%s] resolver failed at %s",
-                    request_id,
-                    error.path,
-                    exc_info=original,
-                    extra={"request_id": request_id},
-                )
+        _log_errors(errors, execution_context.context if execution_context else None)
 
 
 def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema:
@@ -265,20 +306,15 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
     # The rule classes are made once: the validation cache is keyed by them, so a class made per
     # request (as QueryDepthLimiter does) would make every request a cache miss.
     rules: list[type[ASTValidationRule]] = [
-        create_depth_validator(server.max_depth, should_ignore=None),
+        max_depth_rule(server.max_depth),
         max_fields_rule(server.max_aliases),
     ]
     if not server.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: ParserCache(maxsize=_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=_CACHE_SIZE),
-        lambda: AddValidationRules(rules),
-    ]
     schema = _Schema(
         query=root_type("Query", roots["query"]),
         mutation=root_type("Mutation", roots["mutation"]) if roots["mutation"] else None,
-        extensions=extensions,
+        rules=rules,
         # Declared types no field returns are still part of the schema (and must exist for _bind).
         types=list(outputs.values()),
         config=StrawberryConfig(scalar_map=dict(SCALAR_MAP)),

@@ -23,11 +23,11 @@ from graphql import (
 
 __all__ = ["max_depth_rule", "max_fields_rule"]
 
-# Introspection is answered from the schema and costs no upstream call, so its fields weigh a fifth
-# of an operation field: GraphiQL's own introspection query (229 fields) passes, while hundreds of
-# aliased `__schema` selections do not.
+# Introspection is answered from the schema and costs no upstream call, so its fields weigh two
+# fifths of an operation field: GraphiQL's own introspection query (229 fields) passes the default
+# limit, while a thousand aliased `__typename` or hundreds of aliased `__schema` selections do not.
 _FIELD_WEIGHT = 5
-_INTROSPECTION_WEIGHT = 1
+_INTROSPECTION_WEIGHT = 2
 
 Measure = Callable[[SelectionSetNode | None, frozenset[str]], int]
 

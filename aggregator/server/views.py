@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -47,6 +48,8 @@ class RequestRefused(Exception):
         self.headers = dict(headers or {})
 
 
+# Clients send a handful of distinct Accept values; the cache is bounded because they are not trusted.
+@lru_cache(maxsize=64)
 def _accepted_media_type(accept: str) -> str | None:
     """The response media type for an Accept header, or None when we can serve nothing it accepts."""
     if not accept.strip():
@@ -105,7 +108,8 @@ class GraphQLEndpoint:
                 status_code=406,
                 media_type=JSON,
             )
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        # 32 random hex digits, as uuid4().hex gave, for a fifth of its cost.
+        request_id = request.headers.get("x-request-id") or os.urandom(16).hex()
         try:
             params = await self._params(request)
             context = RequestContext(headers=_with_request_id(request, request_id), request_id=request_id)

@@ -57,6 +57,7 @@ from aggregator.upstreams.http import (
     redact,
 )
 from aggregator.upstreams.request import RequestParts
+from aggregator.upstreams.transport import AiohttpTransport
 
 __all__ = ["GraphQLCall", "GraphQLUpstream", "PartialResult"]
 
@@ -202,12 +203,7 @@ class GraphQLUpstream:
 
     async def start(self) -> None:
         if self._client is None:
-            inner = self._transport or httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(
-                    max_connections=self._integration.max_concurrency,
-                    max_keepalive_connections=self._integration.max_concurrency,
-                )
-            )
+            inner = self._transport or AiohttpTransport(max_connections=self._integration.max_concurrency)
             self._client = build_client(
                 timeout=self._integration.timeout,
                 max_connections=self._integration.max_concurrency,
@@ -235,8 +231,9 @@ class GraphQLUpstream:
         assert self._gql is not None
         request = GraphQLRequest(get_introspection_query())
         headers: dict[str, str] = dict(self._parts.headers)
-        await self._auth.apply(headers, [])
         try:
+            # Inside the try: an auth server that is down is one more reason to try again later.
+            await self._auth.apply(headers, [])
             result = await self._gql.execute(
                 request, extra_args={"headers": headers, "timeout": self._integration.timeout}
             )

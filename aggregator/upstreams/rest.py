@@ -37,11 +37,13 @@ from aggregator.config.models import SCALARS, Integration, Operation, Param, Typ
 from aggregator.errors import InvalidParams, UpstreamBadResponse, UpstreamError
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.http import (
+    UpstreamClient,
     build_client,
     error_for_status,
     error_for_transport,
     read_bounded,
     read_prefix,
+    redact,
     set_header,
 )
 from aggregator.upstreams.request import REQUEST_ID_HEADER, RequestParts, header_value
@@ -84,7 +86,7 @@ class RestUpstream:
         self._integration = integration
         self._transport = transport
         self._clock = clock
-        self._client: httpx.AsyncClient | None = None
+        self._client: UpstreamClient | None = None
         self._auth = build_authenticator(
             integration.auth, client_factory=self._token_client, clock=clock, timeout=integration.timeout
         )
@@ -96,7 +98,7 @@ class RestUpstream:
     async def start(self) -> None:
         """Create the integration's one client: a keep-alive pool as large as its bulkhead."""
         if self._client is None:
-            self._client = build_client(
+            self._client = UpstreamClient(
                 timeout=self._integration.timeout,
                 max_connections=self._integration.max_concurrency,
                 transport=self._transport,
@@ -177,28 +179,36 @@ class RestUpstream:
             raise
 
     async def _exchange(
-        self, client: httpx.AsyncClient, request: RestRequest
+        self, client: UpstreamClient, request: RestRequest
     ) -> tuple[httpx.Response, bytes, dict[str, str]]:
         """One HTTP exchange; the response is closed when this returns, whatever happened."""
         headers = dict(request.headers)
         query = list(request.params)
         await self._parts.apply_credentials(self._auth, headers, query, request.forwarded)
         try:
-            async with client.stream(
+            response = await client.open(
                 request.method,
                 request.url,
-                params=tuple(query),
+                params=query,
                 headers=headers,
                 content=request.body,
                 timeout=request.operation.timeout,
-            ) as response:
+            )
+            try:
                 if response.is_success:
                     body = await read_bounded(response, self._integration.max_response_bytes)
                 else:
                     body = await read_prefix(response)
+            finally:
+                await response.aclose()
         except httpx.RequestError as exc:
             # Not chained: httpx errors carry the request, whose URL may hold an api key.
             raise error_for_transport(exc, self._secrets(request)) from None
+        except httpx.InvalidURL as exc:
+            # Raised before anything is sent: the params made a URL no client accepts (too long).
+            where = f"{self._integration.id}.{request.operation.id}"
+            detail = redact(str(exc), self._secrets(request))
+            raise InvalidParams(f"{where}: the params make an unusable URL ({detail})") from None
         return response, body, headers
 
     def _url(self, where: str, template: str, segments: Mapping[str, str]) -> str:
@@ -261,6 +271,22 @@ def _body(where: str, body_params: list[Param], params: Mapping[str, Any]) -> by
         raise InvalidParams(f"{where}: body params cannot be encoded as JSON") from None
 
 
+def _checked_shape(value: Any, returns: TypeExpr) -> Any:
+    """``value`` if its top level can be what ``returns`` declares: a list for a list type, an object
+    for a named type from ``types:``; scalars are left to GraphQL's own serialisation."""
+    if value is None or returns.named == "JSON":
+        return value
+    if returns.is_list:
+        expected, ok = "a list", isinstance(value, list)
+    elif returns.named not in SCALARS:
+        expected, ok = "an object", isinstance(value, dict)
+    else:
+        return value
+    if not ok:
+        raise UpstreamBadResponse(f"upstream answered {type(value).__name__}, not {expected} ({returns})")
+    return value
+
+
 def _is_document(param: Param) -> bool:
     """A JSON or object-typed (input type) param: alone in the body, it is the whole body."""
     return not param.type.is_list and (param.type.named == "JSON" or param.type.named not in SCALARS)
@@ -268,7 +294,7 @@ def _is_document(param: Param) -> bool:
 
 def _decode(response: httpx.Response, body: bytes, returns: TypeExpr) -> Any:
     try:
-        return orjson.loads(body)
+        return _checked_shape(orjson.loads(body), returns)
     except orjson.JSONDecodeError:
         media_type = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
         declared_json = media_type == "application/json" or media_type.endswith("+json")
