@@ -73,6 +73,13 @@ class RestRequest:
     forwarded: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    where: str  # "<integration>.<operation>", for messages
+    pieces: tuple[str, ...]  # the path split around its placeholders: text, name, text, name...
+    query: tuple[tuple[str, str], ...]  # fixed query pairs of base_url and path
+
+
 class RestUpstream:
     """The HTTP side of one REST integration: one shared client, one authenticator."""
 
@@ -94,6 +101,21 @@ class RestUpstream:
         self._base = base.rstrip("/")
         self._base_query = parse_qsl(base_query, keep_blank_values=True)
         self._parts = RequestParts(integration)
+        # Per operation, what prepare() would otherwise re-derive from its path on every call.
+        self._routes: dict[int, tuple[Operation, _Route]] = {}
+
+    def _route(self, operation: Operation) -> _Route:
+        cached = self._routes.get(id(operation))
+        if cached is not None and cached[0] is operation:
+            return cached[1]
+        template, _, fixed_query = operation.path.partition("?")
+        route = _Route(
+            where=f"{self._integration.id}.{operation.id}",
+            pieces=tuple(_PLACEHOLDER.split(template.lstrip("/"))),
+            query=(*self._base_query, *parse_qsl(fixed_query, keep_blank_values=True)),
+        )
+        self._routes[id(operation)] = (operation, route)
+        return route
 
     async def start(self) -> None:
         """Create the integration's one client: a keep-alive pool as large as its bulkhead."""
@@ -119,11 +141,11 @@ class RestUpstream:
         forwarded_headers: Mapping[str, str] | None = None,
     ) -> RestRequest:
         """Validate ``params`` and place each one; raises InvalidParams (nothing is sent)."""
-        where = f"{self._integration.id}.{operation.id}"
+        route = self._route(operation)
+        where = route.where
         self._parts.check_params(where, operation, params)
 
-        path_template, _, fixed_query = operation.path.partition("?")
-        query = [*self._base_query, *parse_qsl(fixed_query, keep_blank_values=True)]
+        query = list(route.query)
         headers = dict(self._parts.headers)
         segments: dict[str, str] = {}
         body_params: list[Param] = []
@@ -148,7 +170,7 @@ class RestUpstream:
         return RestRequest(
             operation=operation,
             method=operation.method,
-            url=self._url(where, path_template, segments),
+            url=self._url(where, route.pieces, segments),
             params=query,
             headers=headers,
             body=body,
@@ -211,14 +233,15 @@ class RestUpstream:
             raise InvalidParams(f"{where}: the params make an unusable URL ({detail})") from None
         return response, body, headers
 
-    def _url(self, where: str, template: str, segments: Mapping[str, str]) -> str:
-        def fill(match: re.Match[str]) -> str:
-            name = match.group(1)
+    def _url(self, where: str, pieces: tuple[str, ...], segments: Mapping[str, str]) -> str:
+        parts = list(pieces)
+        # _PLACEHOLDER.split leaves the placeholder names at the odd positions.
+        for index in range(1, len(parts), 2):
+            name = parts[index]
             if name not in segments:
                 raise InvalidParams(f"{where}: path param {name} needs a value")
-            return segments[name]
-
-        path = _PLACEHOLDER.sub(fill, template).lstrip("/")
+            parts[index] = segments[name]
+        path = "".join(parts)
         return f"{self._base}/{path}" if path else self._base
 
     def _secrets(self, request: RestRequest) -> frozenset[str]:
