@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aggregator.config import loads
+from aggregator.config import Config, loads
 from aggregator.server.app import create_app
 
-__all__ = ["Directory", "Gateway", "serve_gateway"]
+__all__ = ["Directory", "Gateway", "serve_config", "serve_gateway"]
 
 USERS = {
     "1": {
@@ -127,7 +127,14 @@ class Gateway:
 
 @contextlib.contextmanager
 def serve_gateway(config_text: str, *, base_dir: Path | None = None) -> Iterator[Gateway]:
-    app = create_app(loads(config_text, base_dir=base_dir))
+    with serve_config(loads(config_text, base_dir=base_dir)) as gateway:
+        yield gateway
+
+
+@contextlib.contextmanager
+def serve_config(config: Config) -> Iterator[Gateway]:
+    """The gateway for an already loaded config, served with its lifespan."""
+    app = create_app(config)
     with serve_asgi(app, lifespan="on") as url:
         gateway = Gateway(url, app)
         try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway import Gateway
+from gateway import Gateway, serve_config
 from servers import serve_asgi
 
 from aggregator.config import load
@@ -17,7 +17,6 @@ from aggregator.demo import CONFIG_PATH, UPSTREAMS, running_upstreams
 from aggregator.demo.catalog import INVENTORY_SCOPE, create_catalog_app
 from aggregator.demo.tokens import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Grant, issue, verify
 from aggregator.demo.upstreams import DEMO_API_KEY, DEMO_BASIC, DEMO_TOKEN, TOKEN_LIFETIME, create_rest_app
-from aggregator.server.app import create_app
 
 BEARER = {"Authorization": f"Bearer {DEMO_TOKEN}"}
 CLIENT_CREDENTIALS = {"grant_type": "client_credentials"}
@@ -418,14 +417,8 @@ def test_running_upstreams_stops_them_on_exit(name: str) -> None:
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Gateway]:
     """The gateway on the bundled demo config over the demo upstreams, as `aggregator demo` runs it."""
-    with running_upstreams() as env:
-        app = create_app(load(CONFIG_PATH, env=env))
-        with serve_asgi(app, lifespan="on") as url:
-            gateway = Gateway(url, app)
-            try:
-                yield gateway
-            finally:
-                gateway.http.close()
+    with running_upstreams() as env, serve_config(load(CONFIG_PATH, env=env)) as gateway:
+        yield gateway
 
 
 def test_the_demo_catalog_is_typed_from_introspection(demo: Gateway) -> None:

@@ -17,19 +17,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-)
-from graphql.validation import (
-    ExecutableDefinitionsRule,
-    KnownFragmentNamesRule,
-    LoneAnonymousOperationRule,
-    NoFragmentCyclesRule,
-    NoUndefinedVariablesRule,
-    NoUnusedFragmentsRule,
-    NoUnusedVariablesRule,
-    UniqueArgumentNamesRule,
-    UniqueFragmentNamesRule,
-    UniqueOperationNamesRule,
-    UniqueVariableNamesRule,
+    validation,
 )
 
 from aggregator.config.models import FieldKind, TypeExpr
@@ -38,17 +26,17 @@ from aggregator.config.values import type_expr
 __all__ = ["Document", "DocumentProblem", "load_schema", "parse_document"]
 
 _SCHEMALESS_RULES = (
-    ExecutableDefinitionsRule,
-    KnownFragmentNamesRule,
-    LoneAnonymousOperationRule,
-    NoFragmentCyclesRule,
-    NoUndefinedVariablesRule,
-    NoUnusedFragmentsRule,
-    NoUnusedVariablesRule,
-    UniqueArgumentNamesRule,
-    UniqueFragmentNamesRule,
-    UniqueOperationNamesRule,
-    UniqueVariableNamesRule,
+    validation.ExecutableDefinitionsRule,
+    validation.KnownFragmentNamesRule,
+    validation.LoneAnonymousOperationRule,
+    validation.NoFragmentCyclesRule,
+    validation.NoUndefinedVariablesRule,
+    validation.NoUnusedFragmentsRule,
+    validation.NoUnusedVariablesRule,
+    validation.UniqueArgumentNamesRule,
+    validation.UniqueFragmentNamesRule,
+    validation.UniqueOperationNamesRule,
+    validation.UniqueVariableNamesRule,
 )
 # The schema-free rules look only at the document, so any schema will do as their context.
 _PLACEHOLDER_SCHEMA = graphql.build_schema("type Query { _unused: Int }")
