@@ -7,8 +7,8 @@ its work does not share this process's GIL or event loop). In this process, the 
 sequential calls is timed, call by call, for:
 
   bare      httpx.AsyncClient.get + orjson.loads of the body   (the floor the issue names)
-  same      the same GET on upstreams.http.build_client        (the floor on the client RestUpstream
-            uses: its transport may differ from httpx's default, so overheads are taken from here)
+  same      the same GET on upstreams.http.UpstreamClient        (the floor on the client RestUpstream
+            uses: it is not httpx's, so overheads are taken from here)
   upstream  RestUpstream.prepare + send                        (the REST layer, no executor)
   executor  Executor.run(RestUpstream.prepare + send)          (a real call's whole path)
   rejected  Executor.run with the breaker open                 (CIRCUIT_OPEN, nothing sent)
@@ -38,7 +38,7 @@ import orjson
 from aggregator.config.models import BreakerPolicy, Integration, Operation, Param, RetryPolicy, TypeExpr
 from aggregator.errors import CircuitOpen, UpstreamUnavailable
 from aggregator.resilience.executor import Executor
-from aggregator.upstreams.http import build_client
+from aggregator.upstreams.http import UpstreamClient
 from aggregator.upstreams.rest import RestUpstream
 
 BODY = orjson.dumps({"id": "1", "name": "Ada Lovelace", "email": "ada@example.test", "tags": ["a", "b"]})
@@ -122,7 +122,7 @@ async def _measure(base_url: str, calls: int, rounds: int) -> dict[str, list[flo
     assert tripped.breaker.state == "open"
 
     bare_client = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=100))
-    same_client = build_client(timeout=5.0, max_connections=100)
+    same_client = UpstreamClient(timeout=5.0, max_connections=100)
     url = f"{base_url}/users/1"
 
     async def bare() -> Any:
@@ -130,7 +130,9 @@ async def _measure(base_url: str, calls: int, rounds: int) -> dict[str, list[flo
         return orjson.loads(response.content)
 
     async def same() -> Any:
-        response = await same_client.get(url)
+        response = await same_client.exchange(
+            "GET", url, headers={}, content=None, timeout=5.0, limit=1 << 20
+        )
         return orjson.loads(response.content)
 
     async def via_upstream() -> Any:
@@ -172,7 +174,7 @@ def _report(samples: dict[str, list[float]], calls: int, rounds: int) -> None:
     print(f"{'variant':<44} {'median':>9} {'p90':>9}")
     labels = {
         "bare": "(a) bare httpx.AsyncClient GET + orjson",
-        "same": "(a') same GET on build_client()",
+        "same": "(a') same GET on UpstreamClient",
         "upstream": "    RestUpstream.prepare + send",
         "executor": "(b) Executor.run(RestUpstream)",
         "rejected": "(c) Executor.run, breaker open",

@@ -1,8 +1,9 @@
 """GraphQL upstreams: an operation's document and params become one request through gql.
 
 The request goes through gql's async HTTPX transport, bound to the integration's one pooled
-``httpx.AsyncClient`` (so a GraphQL upstream shares the executor, auth, limits and pool exactly as a
-REST one). ``send`` makes one attempt; the executor around it retries, breaks and times out.
+``UpstreamClient`` (so a GraphQL upstream shares the executor, auth, limits and pool exactly as a
+REST one; http.py says why that client is not an ``httpx.AsyncClient`` on the hot path). ``send``
+makes one attempt; the executor around it retries, breaks and times out.
 
 Decisions where the issue is silent:
 
@@ -21,15 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 from gql import GraphQLRequest
-from gql.transport.exceptions import TransportProtocolError, TransportServerError
 from gql.transport.httpx import HTTPXAsyncTransport
 from graphql import (
     DocumentNode,
@@ -51,13 +51,16 @@ from aggregator.errors import (
 )
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.http import (
+    UpstreamClient,
+    UpstreamResponse,
     build_client,
     error_for_status,
     error_for_transport,
+    excerpt,
     redact,
+    set_header,
 )
 from aggregator.upstreams.request import RequestParts
-from aggregator.upstreams.transport import AiohttpTransport
 
 __all__ = ["GraphQLCall", "GraphQLUpstream", "PartialResult"]
 
@@ -101,53 +104,42 @@ class _Request(GraphQLRequest):
         return payload
 
 
-class _BoundedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
-        self._inner = inner
+class _Client:
+    """What gql's HTTPX transport needs of an ``httpx.AsyncClient`` (``post``), on the integration's
+    ``UpstreamClient``: the call skips httpx's client machinery (URL parsing, cookies, auth and
+    redirect hooks, response objects) that cost more CPU than the exchange itself (http.py)."""
+
+    __slots__ = ("_limit", "_upstream")
+
+    def __init__(self, upstream: UpstreamClient, limit: int) -> None:
+        self._upstream = upstream
         self._limit = limit
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        size = 0
-        async for chunk in self._inner:
-            size += len(chunk)
-            if size > self._limit:
-                raise UpstreamBadResponse(f"response over {self._limit} bytes")
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _BoundedTransport(httpx.AsyncBaseTransport):
-    """Cuts every response body off at ``limit`` bytes: gql reads whole bodies itself."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
-        self._inner = inner
-        self._limit = limit
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._limit:
-            await response.aclose()
-            raise UpstreamBadResponse(f"response over {self._limit} bytes")
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _BoundedStream(response.stream, self._limit)
-        return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    async def post(
+        self, url: str, *, json: Any, headers: Mapping[str, str], timeout: float
+    ) -> UpstreamResponse:
+        sent = dict(headers)
+        set_header(sent, "Content-Type", "application/json")
+        # A GraphQL answer with a 4xx status is still read whole: it may be a GraphQL result.
+        return await self._upstream.exchange(
+            "POST",
+            url,
+            headers=sent,
+            content=orjson.dumps(json),
+            timeout=timeout,
+            limit=self._limit,
+            error_limit=self._limit,
+        )
 
 
 class _Transport(HTTPXAsyncTransport):
-    """gql's HTTPX transport on a client it does not own, with HTTP failures mapped before gql
-    reads the body as a GraphQL result."""
+    """gql's HTTPX transport on the integration's client, reading answers as this gateway does."""
 
-    def __init__(self, url: str, client: httpx.AsyncClient, upstream: GraphQLUpstream) -> None:
+    def __init__(self, url: str, client: _Client, upstream: GraphQLUpstream) -> None:
         super().__init__(url=url, json_serialize=_dumps, json_deserialize=orjson.loads)
-        self.client = client
+        # gql only calls ``post`` on its client (see _Client).
+        self.client = cast(httpx.AsyncClient, client)
         self._upstream = upstream
-        self.last_status = 0
 
     async def connect(self) -> None:  # the client is the integration's, opened by start()
         return None
@@ -155,14 +147,23 @@ class _Transport(HTTPXAsyncTransport):
     async def close(self) -> None:
         return None
 
-    def _prepare_result(self, response: httpx.Response) -> ExecutionResult:
-        self.last_status = response.status_code
+    def _prepare_result(self, response: Any) -> ExecutionResult:
+        """HTTP failures first (see the module docstring), then the body as a GraphQL result."""
+        assert isinstance(response, UpstreamResponse)
         status = response.status_code
+        secrets = self._upstream.secrets()
         if status in _FAILURE_STATUSES or status >= 500 or status == 401:
-            raise error_for_status(
-                response, response.content, self._upstream.secrets(), now_wall=self._upstream.clock.wall()
-            )
-        return super()._prepare_result(response)
+            raise error_for_status(response, secrets, now_wall=self._upstream.clock.wall())
+        try:
+            result = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            result = None
+        if not isinstance(result, dict) or ("data" not in result and "errors" not in result):
+            what = "not a GraphQL result" if isinstance(result, dict) else "not JSON"
+            if status >= 400:
+                what = f"HTTP {status} without a GraphQL result"
+            raise UpstreamBadResponse(f"upstream answered {what}: {excerpt(response.content, secrets)[:200]}")
+        return ExecutionResult(data=result.get("data"), errors=result.get("errors"))
 
 
 def _dumps(value: Any) -> str:
@@ -182,7 +183,7 @@ class GraphQLUpstream:
         self._integration = integration
         self._transport = transport
         self.clock = clock
-        self._client: httpx.AsyncClient | None = None
+        self._client: UpstreamClient | None = None
         self._gql: _Transport | None = None
         self._auth = build_authenticator(
             integration.auth, client_factory=self._token_client, clock=clock, timeout=integration.timeout
@@ -203,13 +204,14 @@ class GraphQLUpstream:
 
     async def start(self) -> None:
         if self._client is None:
-            inner = self._transport or AiohttpTransport(max_connections=self._integration.max_concurrency)
-            self._client = build_client(
+            self._client = UpstreamClient(
                 timeout=self._integration.timeout,
                 max_connections=self._integration.max_concurrency,
-                transport=_BoundedTransport(inner, self._integration.max_response_bytes),
+                transport=self._transport,
+                clock=self.clock,
             )
-            self._gql = _Transport(self._integration.base_url, self._client, self)
+            client = _Client(self._client, self._integration.max_response_bytes)
+            self._gql = _Transport(self._integration.base_url, client, self)
         if self.schema is None and not await self._introspect():
             log.warning(
                 "integration %s: the upstream's schema could not be fetched; its fields are typed JSON "
@@ -312,14 +314,8 @@ class GraphQLUpstream:
                 if status == 401 and attempt == 1 and self._auth.invalidate(headers):
                     continue
                 raise
-            except TransportServerError as error:
-                raise UpstreamBadResponse(
-                    f"upstream answered HTTP {error.code} without a GraphQL result: "
-                    + redact(str(error), self.secrets())[:200]
-                ) from None
-            except TransportProtocolError as error:
-                raise UpstreamBadResponse(redact(str(error), self.secrets())[:300]) from None
             except Exception as error:
+                # gql wraps what the client's ``post`` raised (TransportConnectionFailed).
                 cause = error.__cause__
                 if isinstance(cause, UpstreamError):
                     raise cause from None

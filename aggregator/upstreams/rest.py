@@ -38,11 +38,10 @@ from aggregator.errors import InvalidParams, UpstreamBadResponse, UpstreamError
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.http import (
     UpstreamClient,
+    UpstreamResponse,
     build_client,
     error_for_status,
     error_for_transport,
-    read_bounded,
-    read_prefix,
     redact,
     set_header,
 )
@@ -124,6 +123,7 @@ class RestUpstream:
                 timeout=self._integration.timeout,
                 max_connections=self._integration.max_concurrency,
                 transport=self._transport,
+                clock=self._clock,
             )
 
     async def stop(self) -> None:
@@ -187,14 +187,14 @@ class RestUpstream:
         if client is None:
             raise RuntimeError(f"RestUpstream {self._integration.id!r} is used before start()")
         try:
-            response, body, sent_headers = await self._exchange(client, request)
+            response, sent_headers = await self._exchange(client, request)
             if response.status_code == 401 and self._auth.invalidate(sent_headers):
-                response, body, sent_headers = await self._exchange(client, request)
+                response, sent_headers = await self._exchange(client, request)
             if not response.is_success:
-                raise error_for_status(response, body, self._secrets(request), now_wall=self._clock.wall())
-            if not body or response.status_code in _EMPTY_STATUSES or request.method == "HEAD":
+                raise error_for_status(response, self._secrets(request), now_wall=self._clock.wall())
+            if not response.content or response.status_code in _EMPTY_STATUSES or request.method == "HEAD":
                 return None
-            return _decode(response, body, request.operation.returns)
+            return _decode(response, request.operation.returns)
         except UpstreamError as error:
             error.integration = self._integration.id
             error.operation = request.operation.id
@@ -202,27 +202,21 @@ class RestUpstream:
 
     async def _exchange(
         self, client: UpstreamClient, request: RestRequest
-    ) -> tuple[httpx.Response, bytes, dict[str, str]]:
-        """One HTTP exchange; the response is closed when this returns, whatever happened."""
+    ) -> tuple[UpstreamResponse, dict[str, str]]:
+        """One HTTP exchange, its answer read (see UpstreamClient.exchange), and the headers sent."""
         headers = dict(request.headers)
         query = list(request.params)
         await self._parts.apply_credentials(self._auth, headers, query, request.forwarded)
         try:
-            response = await client.open(
+            response = await client.exchange(
                 request.method,
                 request.url,
                 params=query,
                 headers=headers,
                 content=request.body,
                 timeout=request.operation.timeout,
+                limit=self._integration.max_response_bytes,
             )
-            try:
-                if response.is_success:
-                    body = await read_bounded(response, self._integration.max_response_bytes)
-                else:
-                    body = await read_prefix(response)
-            finally:
-                await response.aclose()
         except httpx.RequestError as exc:
             # Not chained: httpx errors carry the request, whose URL may hold an api key.
             raise error_for_transport(exc, self._secrets(request)) from None
@@ -231,7 +225,7 @@ class RestUpstream:
             where = f"{self._integration.id}.{request.operation.id}"
             detail = redact(str(exc), self._secrets(request))
             raise InvalidParams(f"{where}: the params make an unusable URL ({detail})") from None
-        return response, body, headers
+        return response, headers
 
     def _url(self, where: str, pieces: tuple[str, ...], segments: Mapping[str, str]) -> str:
         parts = list(pieces)
@@ -315,11 +309,12 @@ def _is_document(param: Param) -> bool:
     return not param.type.is_list and (param.type.named == "JSON" or param.type.named not in SCALARS)
 
 
-def _decode(response: httpx.Response, body: bytes, returns: TypeExpr) -> Any:
+def _decode(response: UpstreamResponse, returns: TypeExpr) -> Any:
+    body = response.content
     try:
         return _checked_shape(orjson.loads(body), returns)
     except orjson.JSONDecodeError:
-        media_type = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        media_type = (response.headers.get("Content-Type") or "").partition(";")[0].strip().lower()
         declared_json = media_type == "application/json" or media_type.endswith("+json")
         if declared_json or returns.is_list or returns.named not in _TEXT_SCALARS:
             raise UpstreamBadResponse("upstream answer is not valid JSON") from None
