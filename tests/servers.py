@@ -103,6 +103,9 @@ async def serve_raw(handler: RawHandler) -> AsyncIterator[str]:
             await handler(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away: that is what these peers are for
+        except asyncio.CancelledError:
+            # Only serve_raw's exit cancels these; raised on, asyncio 3.11 logs it from its callback.
+            pass
         finally:
             writer.close()
             tasks.discard(task)

@@ -35,6 +35,8 @@ from figures import report
 from gateway_process import GatewayProcess, gateway_process
 from loadgen import Kind, Shot, percentile, problem_with, run_clients
 
+from aggregator.upstreams.wire import KEEPALIVE_EXPIRY  # idle upstream connections are dropped after this
+
 CHAOS_SECONDS = float(os.environ.get("AGGREGATOR_CHAOS_SECONDS", "20"))
 CLIENTS = 50
 WARM_UP = 1.0
@@ -51,7 +53,6 @@ POLL = 0.05
 PAUSE = 0.3
 # A request admitted just before the breaker opened may reach the upstream a little after.
 STRAGGLER = 0.1
-KEEPALIVE_EXPIRY = 5.0  # httpx's default: idle upstream connections are dropped after this
 
 CONFIG = """
 types:

@@ -19,7 +19,8 @@ What it promises the code above it (``UpstreamClient`` in http.py), as the httpx
   ``ReadError``/``RemoteProtocolError`` when the connection broke or the answer was not HTTP after the
   request was sent, ``LocalProtocolError`` for a request that cannot be written (a line break in a
   header), ``DecodingError`` for a body that does not decode, ``UnsupportedProtocol`` for a URL that is
-  not http(s), ``InvalidURL`` for one over 65,536 characters (httpx's limit);
+  not http(s), ``InvalidURL`` for one over 65,536 characters (httpx's limit) or with a control
+  character (httpx's rule: in the request line a line break would let the URL write headers);
 - idle connections are reused newest first and dropped once idle for ``keepalive_expiry`` seconds
   (upstreams close idle ones about then: Node after 5 s) or as soon as the upstream closes them; a
   connection whose answer was not read to its end (a timeout, a cancelled call, an error body cut
@@ -29,6 +30,7 @@ What it promises the code above it (``UpstreamClient`` in http.py), as the httpx
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import zlib
 from collections import deque
@@ -36,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Final, cast
+from urllib.parse import quote
 
 import httptools
 import httpx
@@ -44,11 +47,14 @@ from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["KEEPALIVE_EXPIRY", "MAX_URL_LENGTH", "ResponseTooLarge", "WirePool", "WireResponse"]
 
-KEEPALIVE_EXPIRY: Final = 5.0
+# Under the 5 s after which Node and uvicorn close an idle connection: reusing one they are closing
+# at that moment would fail a call that never reached them.
+KEEPALIVE_EXPIRY: Final = 4.0
 MAX_URL_LENGTH: Final = 65_536
 ACCEPT_ENCODING: Final = "gzip, deflate"
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ResponseTooLarge(Exception):
@@ -106,6 +112,9 @@ def split_url(url: str) -> tuple[_Origin, str]:
     """The origin and the request target (path and query) of an absolute http(s) URL."""
     if len(url) > MAX_URL_LENGTH:
         raise httpx.InvalidURL("URL too long")
+    # isprintable() first: it is a third of the search's cost and true for almost every URL.
+    if not url.isprintable() and _CONTROL_CHARACTER.search(url) is not None:
+        raise httpx.InvalidURL("URL holds a control character")
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in ("http", "https"):
@@ -119,6 +128,10 @@ def split_url(url: str) -> tuple[_Origin, str]:
     target = rest[end:]
     if not target.startswith("/"):
         target = f"/{target}"
+    if not target.isascii() or " " in target:
+        # What httpx does with a space or a non-ASCII character (from a config's base_url or path):
+        # percent-encode it, leaving what is already encoded and the URL's delimiters alone.
+        target = quote(target, safe="!$&'()*+,/:;=?@[]~%")
     return _origin(scheme, rest[:end]), target
 
 
@@ -132,14 +145,16 @@ class _Decoder:
         self._inner = zlib.decompressobj(47 if encoding == "gzip" else zlib.MAX_WBITS)
         self._deflate_fallback = encoding == "deflate"
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes, max_length: int) -> bytes:
+        """At most ``max_length`` decoded bytes: a compressed bomb never grows past the limit in
+        memory (when the output stops short of it, all of ``data`` was consumed)."""
         try:
-            return self._inner.decompress(data)
+            return self._inner.decompress(data, max_length)
         except zlib.error as error:
             if self._deflate_fallback:
                 self._deflate_fallback = False
                 self._inner = zlib.decompressobj(-zlib.MAX_WBITS)
-                return self.feed(data)
+                return self.feed(data, max_length)
             raise httpx.DecodingError(f"body could not be decoded ({error})") from None
 
     def flush(self) -> bytes:
@@ -201,6 +216,9 @@ class _Connection(asyncio.Protocol):
                 self._fail(httpx.RemoteProtocolError(f"the answer is not HTTP/1.1 ({error})"))
 
     def eof_received(self) -> bool | None:
+        # The transport closes now but tells connection_lost a loop round later: marked closed at
+        # once, an idle connection is not handed to a call in between (its request would be lost).
+        self.closed = True
         return None  # let the transport close: connection_lost does the rest
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -248,9 +266,10 @@ class _Connection(asyncio.Protocol):
                 encoding = value.strip().lower()
                 if encoding in ("gzip", "deflate"):
                     self._decoder = _Decoder(encoding)
-        if success and length is not None and length.isdigit() and int(length) > self._limit:
-            raise ResponseTooLarge(self._limit)
+        # A HEAD's Content-Length is what a GET's body would be: nothing of it comes.
         bodyless = self._head_only or status in (204, 304)
+        if success and not bodyless and length is not None and length.isdigit() and int(length) > self._limit:
+            raise ResponseTooLarge(self._limit)
         self._until_close = not bodyless and length is None and not chunked
         if bodyless:
             # httptools does not know the request was a HEAD: the answer ends with its head.
@@ -259,7 +278,8 @@ class _Connection(asyncio.Protocol):
     def on_body(self, data: bytes) -> None:
         decoder = self._decoder
         if decoder is not None:
-            data = decoder.feed(data)
+            # One byte over the room left is enough to know the body is too large.
+            data = decoder.feed(data, self._cap - self._size + 1)
         self._take(data)
 
     def on_message_complete(self) -> None:
@@ -440,11 +460,19 @@ class WirePool:
             try:
                 async with asyncio.timeout(deadline - loop.time()):
                     await waiter
-            except TimeoutError:
-                raise httpx.PoolTimeout(f"no connection free within {timeout:.3f}s") from None
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+            except BaseException as error:
+                self._leave_queue(waiter)
+                if isinstance(error, TimeoutError):
+                    raise httpx.PoolTimeout(f"no connection free within {timeout:.3f}s") from None
+                raise
+
+    def _leave_queue(self, waiter: asyncio.Future[None]) -> None:
+        """A call stops waiting (timed out, cancelled); if it was woken in the same round, the
+        wake-up goes to the next in line, or that one would wait for a connection that is free."""
+        if waiter.done() and not waiter.cancelled():
+            self._wake()
+        elif waiter in self._waiters:
+            self._waiters.remove(waiter)
 
     def _pop_idle(self, origin: _Origin) -> _Connection | None:
         idle = self._idle.get(origin)
