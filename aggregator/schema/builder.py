@@ -32,6 +32,7 @@ from strawberry.types.graphql import OperationType
 from aggregator.config.models import Config, Integration, ObjectType, Operation, TypeExpr
 from aggregator.errors import BulkheadFull, CallError, CircuitOpen, UpstreamError, UpstreamGraphQLError
 from aggregator.module import IntegrationModule
+from aggregator.schema.compiled import DictField, operation_resolver
 from aggregator.schema.execution import DocumentRunner
 from aggregator.schema.limits import max_depth_rule, max_fields_rule
 from aggregator.schema.scalars import JSON, SCALAR_MAP, DateTime
@@ -160,6 +161,8 @@ def _operation_resolver(
 ) -> Callable[..., Any]:
     integration_id, operation_id = integration.id, op.id
 
+    # Marked: compiled plans (compiled.py) call it themselves, with a real GraphQLResolveInfo.
+    @operation_resolver
     async def resolve(_root: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
         context = info.context
         headers = context.headers if isinstance(context, RequestContext) else None
@@ -175,11 +178,8 @@ def _operation_resolver(
 
 
 def _dict_resolver(key: str) -> Callable[..., Any]:
-    def resolve(source: Any, _info: GraphQLResolveInfo[Any], **_: Any) -> Any:
-        # An upstream that sends a list or a scalar where an object was declared yields nulls, not a crash.
-        return source.get(key) if isinstance(source, dict) else None
-
-    return resolve
+    # A DictField carries its key, so that compiled plans (compiled.py) read the same key themselves.
+    return DictField(key)
 
 
 def _log_errors(errors: list[GraphQLError], context: Any) -> None:
