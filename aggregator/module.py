@@ -180,6 +180,10 @@ class IntegrationModule:
             if not self._running:
                 raise RuntimeError("IntegrationModule.start() must be awaited before calls")
             await self._start(entry)
+        # An open breaker answers before the params are placed: nothing would be sent either way.
+        refused = entry.executor.refusal(op.id)
+        if refused is not None:
+            raise refused
         params = params or {}
         request = entry.upstream.prepare(op, params, forwarded_headers=headers)
         send, executor = entry.upstream.send, entry.executor

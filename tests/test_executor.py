@@ -125,6 +125,36 @@ async def test_open_breaker_fails_fast_without_sending(executor: Executor, clock
     assert attempt.calls == 0
 
 
+async def test_refusal_is_the_open_breakers_error_counted_as_a_refused_call(
+    executor: Executor, clock: FakeClock
+) -> None:
+    """refusal() while open: the CIRCUIT_OPEN run() would raise, named, with 0 attempts, counted once."""
+    trip(executor.breaker)
+    clock.advance(10)
+    error = executor.refusal("getUser")
+    assert isinstance(error, CircuitOpen)
+    assert (error.retry_after, error.attempts, error.operation, error.integration) == (
+        pytest.approx(20),
+        0,
+        "getUser",
+        "users",
+    )
+    stats = executor.snapshot()
+    assert (stats.calls, stats.rejected) == (1, 1)
+
+
+@pytest.mark.parametrize("state", ["closed", "half_open"])
+async def test_refusal_is_none_unless_open_and_counts_nothing(
+    executor: Executor, clock: FakeClock, state: str
+) -> None:
+    """refusal() admits nothing and counts nothing when closed or half-open: run() decides those."""
+    if state == "half_open":
+        half_open(executor, clock)
+    assert executor.refusal("getUser") is None
+    assert executor.breaker.trials_in_flight == 0
+    assert executor.snapshot().calls == 0
+
+
 async def test_breaker_opening_mid_call_ends_it_without_retrying(clock: FakeClock) -> None:
     """Once the breaker opens, the next attempt is refused and the call ends with CIRCUIT_OPEN."""
     executor = make_executor(clock, retry=RETRY_3, breaker=replace(PLAIN_BREAKER, threshold=1))

@@ -140,14 +140,25 @@ class CircuitBreaker:
             return None
         return self._opened_at + self._policy.reset_after - self._clock.monotonic()
 
+    def refusal(self) -> CircuitOpen | None:
+        """What ``acquire`` would raise now because the breaker is open; None in any other state
+        (nothing is admitted either way: half-open trial slots are ``acquire``'s to give)."""
+        if self._state == "closed":
+            return None
+        self._refresh()
+        return self._refusal() if self._state == "open" else None
+
+    def _refusal(self) -> CircuitOpen:
+        wait = self._opened_at + self._policy.reset_after - self._clock.monotonic()
+        return CircuitOpen(f"circuit breaker is open; next trial in {wait:.3f}s", retry_after=wait)
+
     def acquire(self) -> Permit:
         """Admit one attempt, or raise ``CircuitOpen`` (nothing may be sent)."""
         if self._state == "closed":
             return Permit(self, self._generation)
         self._refresh()
         if self._state == "open":
-            wait = self._opened_at + self._policy.reset_after - self._clock.monotonic()
-            raise CircuitOpen(f"circuit breaker is open; next trial in {wait:.3f}s", retry_after=wait)
+            raise self._refusal()
         if self._trials + self._trial_successes >= self._policy.half_open_max_calls:
             raise CircuitOpen("circuit breaker is half-open and its trial calls are taken")
         self._trials += 1

@@ -64,6 +64,17 @@ class Executor:
     def snapshot(self) -> IntegrationStatsSnapshot:
         return self._stats.snapshot(self.breaker, self._bulkhead.in_flight)
 
+    def refusal(self, operation: str) -> CircuitOpen | None:
+        """The CIRCUIT_OPEN a call of ``operation`` would end with now, counted as that refused call;
+        None when the breaker may admit it (then ``run`` decides). A caller that checks first skips
+        building a request that could not be sent: refusals come in floods while an upstream is down."""
+        error = self.breaker.refusal()
+        if error is not None:
+            op = self._stats.begin(operation)
+            error.integration, error.operation, error.attempts = self.integration_id, operation, 0
+            self._stats.circuit_rejected(op)
+        return error
+
     async def run(
         self,
         operation: str,
