@@ -4,12 +4,18 @@
 the serving loop that sleeps a few milliseconds again and again and records how late each wake-up
 was. A blocking call on that loop (a sync read, a long CPU-bound parse) shows up as lag.
 
-On a shared, noisy machine a wake-up is also late when the whole process was not scheduled, which
-says nothing about the gateway. So the same sleeper also runs on a control loop in its own thread of
-the same process: lag that the control loop suffered at the same moment is the machine's, not the
-gateway's. ``max_blocked`` is the worst lag the control does not explain. (A thread that computes
-holds the GIL only for the switch interval, so the gateway blocking its loop does not stall the
-control loop; the control stalls with it only when the process as a whole is stalled.)
+On a shared, noisy machine a wake-up is also late when the machine did not run us, which says
+nothing about the gateway. Two corrections take that out:
+
+- the same sleeper runs on a control loop in its own thread of the same process: lag that the control
+  loop suffered at the same moment is the process's, not the gateway's (a thread that computes holds
+  the GIL only for the switch interval, so the gateway blocking its loop does not stall the control);
+- the serving thread's own time waiting for a CPU (the kernel's run-queue wait, from
+  ``/proc/thread-self/schedstat``) during a late wake-up is the scheduler's, not the gateway's: with
+  the cores oversubscribed the kernel can leave one thread waiting 100 ms or more while the control
+  thread runs. A blocked loop is the serving thread computing or waiting in a syscall, never that.
+
+``max_blocked`` is the worst lag neither explains.
 
 ``serve_watched_gateway`` serves the real gateway wrapped so, like ``gateway.serve_gateway``.
 """
@@ -37,10 +43,20 @@ INTERVAL = 0.005
 _NOTEWORTHY = 0.005
 
 
+def _runqueue_wait() -> float:
+    """Seconds this thread has spent runnable but not running (0 where the kernel does not say)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stats:
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 @dataclass(frozen=True)
 class _Late:
     woke: float  # time.monotonic() at the late wake-up
     lag: float
+    descheduled: float  # of the lag, seconds the thread waited for a CPU
 
     @property
     def since(self) -> float:
@@ -62,14 +78,14 @@ class _Sleeper:
 
     async def run(self) -> None:
         while True:
-            started = time.monotonic()
+            started, waited = time.monotonic(), _runqueue_wait()
             await asyncio.sleep(INTERVAL)
             woke = time.monotonic()
             lag = woke - started - INTERVAL
             self.samples += 1
             self.max_lag = max(self.max_lag, lag)
             if lag > _NOTEWORTHY:
-                self.late.append(_Late(woke, lag))
+                self.late.append(_Late(woke, lag, _runqueue_wait() - waited))
 
     def worst_during(self, since: float, until: float) -> float:
         return max((late.lag for late in self.late if late.since < until and late.woke > since), default=0.0)
@@ -122,19 +138,24 @@ class LoopLagWatch:
 
     @property
     def max_blocked(self) -> float:
-        """The worst lag of the serving loop beyond what the control loop suffered meanwhile (seconds)."""
+        """The worst lag of the serving loop beyond what the control loop suffered meanwhile and the
+        time its thread waited for a CPU (seconds)."""
         control = self._control.sleeper
         return max(
-            (max(0.0, late.lag - control.worst_during(late.since, late.woke)) for late in self._sleeper.late),
+            (
+                max(0.0, late.lag - late.descheduled - control.worst_during(late.since, late.woke))
+                for late in self._sleeper.late
+            ),
             default=0.0,
         )
 
     def describe(self) -> str:
         control = self._control.sleeper.max_lag
+        descheduled = max((late.descheduled for late in self._sleeper.late), default=0.0)
         return (
-            f"serving loop blocked {self.max_blocked * 1000:.0f} ms beyond the control loop "
-            f"(raw worst lag {self.max_lag * 1000:.0f} ms, control {control * 1000:.0f} ms, "
-            f"{self.samples} samples)"
+            f"serving loop blocked {self.max_blocked * 1000:.0f} ms beyond the control loop and the "
+            f"scheduler (raw worst lag {self.max_lag * 1000:.0f} ms, control {control * 1000:.0f} ms, "
+            f"waiting for a CPU up to {descheduled * 1000:.0f} ms, {self.samples} samples)"
         )
 
     def reset(self) -> None:

@@ -131,10 +131,29 @@ def post_json(gateway: Gateway, body: Any) -> httpx.Response:
     return post_raw(gateway, json.dumps(body).encode(), accept=GRAPHQL_RESPONSE)
 
 
+def assert_not_blocked(gateway: Gateway, watch: LoopLagWatch, resend: Callable[[], object]) -> None:
+    """The serving loop did not block for MAX_BLOCKED or more while the request was handled.
+
+    On the shared 2-core machine a thread can be kept from running for 100 ms or more with nothing
+    of ours blocking it (looplag.py takes out what it can see of that: the process stalling, the
+    thread waiting for a CPU). So a block over the limit is put to the test: the same request, sent
+    again with the document cache emptied (parsing and validation are redone), must block again. A
+    block the input causes comes back every time; scheduling noise does not.
+    """
+    time.sleep(0.02)  # a blocked loop is seen once the watcher wakes up after the block
+    if watch.max_blocked < MAX_BLOCKED:
+        return
+    first = watch.describe()
+    gateway.app.state.schema._runner._document.cache_clear()
+    watch.reset()
+    resend()
+    time.sleep(0.02)
+    assert watch.max_blocked < MAX_BLOCKED, f"{first}; sent again: {watch.describe()}"
+
+
 def assert_refused_cleanly(gateway: Gateway, watch: LoopLagWatch, response: httpx.Response) -> None:
     assert problem(response) is None, (problem(response), response.status_code, response.text[:500])
-    time.sleep(0.02)  # a blocked loop is seen once the watcher wakes up after the block
-    assert watch.max_blocked < MAX_BLOCKED, watch.describe()
+    assert_not_blocked(gateway, watch, lambda: gateway.http.send(response.request))
     assert still_serving(gateway)
 
 
@@ -558,13 +577,14 @@ def requests_for(draw: st.DrawFn, schema: GraphQLSchema) -> dict[str, Any]:
     return {"query": f"{head} {_selection(draw, schema, root.name, 0)}", "variables": variables}
 
 
-def _answered_cleanly(watch: LoopLagWatch, send: Callable[[], httpx.Response]) -> httpx.Response:
+def _answered_cleanly(
+    gateway: Gateway, watch: LoopLagWatch, send: Callable[[], httpx.Response]
+) -> httpx.Response:
     """The generated inputs' check, per input: a clean answer, and the loop never blocked meanwhile."""
     watch.reset()
     response = send()
     assert problem(response) is None, (problem(response), response.text[:500])
-    time.sleep(0.01)
-    assert watch.max_blocked < MAX_BLOCKED, watch.describe()
+    assert_not_blocked(gateway, watch, send)
     return response
 
 
@@ -577,7 +597,7 @@ def test_generated_requests_over_the_schema_are_answered_cleanly(
     types: each gets data, errors or both, well formed, never a 5xx or a traceback."""
     request = data.draw(requests_for(gateway.app.state.schema._schema))
     tried["schema-based"] += 1
-    _answered_cleanly(watch, lambda: post_json(gateway, request))
+    _answered_cleanly(gateway, watch, lambda: post_json(gateway, request))
 
 
 @settings(GENERATED, max_examples=200)
@@ -587,7 +607,8 @@ def test_generated_garbage_documents_are_refused_cleanly(
 ) -> None:
     """Token soup and random text as the query: a clean refusal (or an answer, if it parses)."""
     tried["garbage-document"] += 1
-    _answered_cleanly(watch, lambda: post_json(gateway, {"query": document, "variables": {"id": "1"}}))
+    body = {"query": document, "variables": {"id": "1"}}
+    _answered_cleanly(gateway, watch, lambda: post_json(gateway, body))
 
 
 @settings(GENERATED, max_examples=150)
@@ -597,7 +618,7 @@ def test_generated_bodies_are_refused_cleanly(
 ) -> None:
     """Random bytes and random JSON as the whole POST body: a clean 4xx."""
     tried["garbage-body"] += 1
-    response = _answered_cleanly(watch, lambda: post_raw(gateway, body))
+    response = _answered_cleanly(gateway, watch, lambda: post_raw(gateway, body))
     assert 400 <= response.status_code < 500
 
 
