@@ -42,7 +42,6 @@ from graphql import (
     print_ast,
 )
 
-from aggregator.auth import build_authenticator
 from aggregator.config.models import Integration, Operation
 from aggregator.errors import (
     UpstreamBadResponse,
@@ -50,17 +49,16 @@ from aggregator.errors import (
     UpstreamGraphQLError,
 )
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
+from aggregator.upstreams.base import HttpUpstream
 from aggregator.upstreams.http import (
     UpstreamClient,
     UpstreamResponse,
-    build_client,
     error_for_status,
     error_for_transport,
     excerpt,
     redact,
     set_header,
 )
-from aggregator.upstreams.request import RequestParts
 
 __all__ = ["GraphQLCall", "GraphQLUpstream", "PartialResult"]
 
@@ -170,7 +168,7 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-class GraphQLUpstream:
+class GraphQLUpstream(HttpUpstream):
     """The HTTP side of one GraphQL integration: one shared client, its auth and its schema."""
 
     def __init__(
@@ -180,15 +178,8 @@ class GraphQLUpstream:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._integration = integration
-        self._transport = transport
-        self.clock = clock
-        self._client: UpstreamClient | None = None
+        super().__init__(integration, transport=transport, clock=clock)
         self._gql: _Transport | None = None
-        self._auth = build_authenticator(
-            integration.auth, client_factory=self._token_client, clock=clock, timeout=integration.timeout
-        )
-        self._parts = RequestParts(integration)
         self._documents = {op.id: parse(op.document) for op in integration.operations.values()}
         self._queries = {key: print_ast(doc) for key, doc in self._documents.items()}
         self._error_codes = integration.circuit_breaker.graphql_error_codes
@@ -203,13 +194,10 @@ class GraphQLUpstream:
         self._on_schema.append(callback)
 
     async def start(self) -> None:
-        if self._client is None:
-            self._client = UpstreamClient(
-                timeout=self._integration.timeout,
-                max_connections=self._integration.max_concurrency,
-                transport=self._transport,
-                clock=self.clock,
-            )
+        """Open the client (see HttpUpstream) and get the upstream's schema if no file gave it."""
+        await super().start()
+        if self._gql is None:
+            assert self._client is not None
             client = _Client(self._client, self._integration.max_response_bytes)
             self._gql = _Transport(self._integration.base_url, client, self)
         if self.schema is None and not await self._introspect():
@@ -224,10 +212,8 @@ class GraphQLUpstream:
         if self._introspection is not None:
             self._introspection.cancel()
             self._introspection = None
-        client, self._client, self._gql = self._client, None, None
-        if client is not None:
-            await client.aclose()
-        await self._auth.aclose()
+        self._gql = None
+        await super().stop()
 
     async def _introspect(self) -> bool:
         assert self._gql is not None
@@ -355,6 +341,3 @@ class GraphQLUpstream:
 
     def secrets(self) -> frozenset[str]:
         return self._parts.secrets | self._auth.secrets()
-
-    def _token_client(self) -> httpx.AsyncClient:
-        return build_client(timeout=self._integration.timeout, max_connections=4, transport=self._transport)

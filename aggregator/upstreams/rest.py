@@ -32,20 +32,19 @@ from urllib.parse import parse_qsl, quote
 import httpx
 import orjson
 
-from aggregator.auth import build_authenticator
 from aggregator.config.models import SCALARS, Integration, Operation, Param, TypeExpr
 from aggregator.errors import InvalidParams, UpstreamBadResponse, UpstreamError
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
+from aggregator.upstreams.base import HttpUpstream
 from aggregator.upstreams.http import (
     UpstreamClient,
     UpstreamResponse,
-    build_client,
     error_for_status,
     error_for_transport,
     redact,
     set_header,
 )
-from aggregator.upstreams.request import REQUEST_ID_HEADER, RequestParts, header_value
+from aggregator.upstreams.request import REQUEST_ID_HEADER, header_value
 
 __all__ = ["REQUEST_ID_HEADER", "RestRequest", "RestUpstream"]
 
@@ -79,7 +78,7 @@ class _Route:
     query: tuple[tuple[str, str], ...]  # fixed query pairs of base_url and path
 
 
-class RestUpstream:
+class RestUpstream(HttpUpstream):
     """The HTTP side of one REST integration: one shared client, one authenticator."""
 
     def __init__(
@@ -89,17 +88,10 @@ class RestUpstream:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._integration = integration
-        self._transport = transport
-        self._clock = clock
-        self._client: UpstreamClient | None = None
-        self._auth = build_authenticator(
-            integration.auth, client_factory=self._token_client, clock=clock, timeout=integration.timeout
-        )
+        super().__init__(integration, transport=transport, clock=clock)
         base, _, base_query = integration.base_url.partition("?")
         self._base = base.rstrip("/")
         self._base_query = parse_qsl(base_query, keep_blank_values=True)
-        self._parts = RequestParts(integration)
         # Per operation, what prepare() would otherwise re-derive from its path on every call.
         self._routes: dict[int, tuple[Operation, _Route]] = {}
 
@@ -115,23 +107,6 @@ class RestUpstream:
         )
         self._routes[id(operation)] = (operation, route)
         return route
-
-    async def start(self) -> None:
-        """Create the integration's one client: a keep-alive pool as large as its bulkhead."""
-        if self._client is None:
-            self._client = UpstreamClient(
-                timeout=self._integration.timeout,
-                max_connections=self._integration.max_concurrency,
-                transport=self._transport,
-                clock=self._clock,
-            )
-
-    async def stop(self) -> None:
-        """Close the client (and the token endpoint's); a later ``start`` opens fresh ones."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
-        await self._auth.aclose()
 
     def prepare(
         self,
@@ -191,7 +166,7 @@ class RestUpstream:
             if response.status_code == 401 and self._auth.invalidate(sent_headers):
                 response, sent_headers = await self._exchange(client, request)
             if not response.is_success:
-                raise error_for_status(response, self._secrets(request), now_wall=self._clock.wall())
+                raise error_for_status(response, self._secrets(request), now_wall=self.clock.wall())
             if not response.content or response.status_code in _EMPTY_STATUSES or request.method == "HEAD":
                 return None
             return _decode(response, request.operation.returns)
@@ -242,10 +217,6 @@ class RestUpstream:
         """What errors must not show: configured credentials, issued tokens, forwarded credentials."""
         forwarded = self._parts.forwarded_secrets(request.headers, request.forwarded)
         return self._parts.secrets | self._auth.secrets() | forwarded
-
-    def _token_client(self) -> httpx.AsyncClient:
-        # Its own small pool: a token fetch must never queue behind the calls that wait for it.
-        return build_client(timeout=self._integration.timeout, max_connections=4, transport=self._transport)
 
 
 def _text(value: Any) -> str:
