@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import ssl
 import struct
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -13,6 +14,7 @@ from contextlib import aclosing
 
 import httpx
 import pytest
+import trustme
 from servers import closed_port_url, drip, never_answer, read_request, serve_raw
 
 from aggregator.errors import UpstreamBadResponse
@@ -620,3 +622,66 @@ async def test_a_closed_pool_refuses_calls() -> None:
     await pool.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await call(pool, "http://127.0.0.1:9/")
+
+
+# --- https ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    """A certificate authority of the test's own; its leaf certificate is for 127.0.0.1."""
+    return trustme.CA()
+
+
+async def serve_tls(authority: trustme.CA, answer: bytes) -> tuple[asyncio.Server, str, list[int]]:
+    """A TLS peer on loopback answering every request on a connection with ``answer``; the list
+    grows by one for each connection it accepts."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections) + 1)
+        try:
+            while True:
+                await read_exchange(reader)
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    return server, f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}", connections
+
+
+async def test_an_https_upstream_is_called_over_verified_tls(authority: trustme.CA) -> None:
+    """A certificate the context trusts: the answer comes back, and the connection is reused."""
+    trusted = ssl.create_default_context()
+    authority.configure_trust(trusted)
+    server, url, connections = await serve_tls(authority, response())
+    pool = WirePool(max_connections=2, ssl_context=trusted)
+    try:
+        for _ in range(2):
+            answer = await call(pool, f"{url}/x")
+            assert (answer.status, answer.body) == (200, HELLO)
+        assert connections == [1]
+    finally:
+        await pool.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_certificate_that_does_not_verify_is_a_connect_error(authority: trustme.CA) -> None:
+    """The default context (certifi's CAs) does not trust the test's authority: ConnectError, so the
+    executor knows nothing was sent."""
+    server, url, _ = await serve_tls(authority, response())
+    pool = WirePool(max_connections=2)
+    try:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await call(pool, f"{url}/x")
+    finally:
+        await pool.aclose()
+        server.close()
+        await server.wait_closed()

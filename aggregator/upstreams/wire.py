@@ -24,7 +24,10 @@ What it promises the code above it (``UpstreamClient`` in http.py), as the httpx
 - idle connections are reused newest first and dropped once idle for ``keepalive_expiry`` seconds
   (upstreams close idle ones about then: Node after 5 s) or as soon as the upstream closes them; a
   connection whose answer was not read to its end (a timeout, a cancelled call, an error body cut
-  short) is closed, never reused.
+  short) is closed, never reused;
+- https upstreams are verified as httpx verifies them (certifi's CA bundle, host name checked, the
+  context made once, on the first https call); a certificate that does not verify is a
+  ``ConnectError``: nothing was sent.
 """
 
 from __future__ import annotations
@@ -376,8 +379,11 @@ class WirePool:
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
         default_headers: Sequence[tuple[str, str]] = (),
         clock: Clock = SYSTEM_CLOCK,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ssl_context`` verifies https upstreams; by default httpx's (certifi's CA bundle)."""
         self._max = max_connections
+        self._ssl_context = ssl_context
         self._expiry = keepalive_expiry
         self._defaults = tuple(default_headers)
         self._clock = clock
@@ -507,7 +513,7 @@ class WirePool:
                     lambda: _Connection(self, origin),
                     origin.host,
                     origin.port,
-                    ssl=_ssl_context() if secure else None,
+                    ssl=(self._ssl_context or _ssl_context()) if secure else None,
                     server_hostname=origin.host if secure else None,
                 )
         except TimeoutError:
