@@ -147,7 +147,7 @@ def assert_not_blocked(gateway: Gateway, watch: LoopLagWatch, resend: Callable[[
     gateway.app.state.schema._runner._document.cache_clear()
     watch.reset()
     resend()
-    time.sleep(0.02)
+    time.sleep(0.02)  # as above: the watcher notes a block once it wakes after it
     assert watch.max_blocked < MAX_BLOCKED, f"{first}; sent again: {watch.describe()}"
 
 
