@@ -22,10 +22,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 	$(BIN)/python -m aggregator.server.assets
 
+# Third-party servers, clients and API descriptions the tests run against, from the committed lockfile.
+NODE_STAMP := tests/node/node_modules/.installed
+$(NODE_STAMP): tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: install
 	$(BIN)/aggregator demo
 
-test: install
+test: install $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
