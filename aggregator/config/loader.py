@@ -22,6 +22,7 @@ from aggregator.config.policies import Defaults, breaker_policy, read_defaults, 
 from aggregator.config.tree import Node, Reader, child_path, read_yaml
 from aggregator.config.typedefs import read_types
 from aggregator.config.values import (
+    boolean,
     byte_size,
     choice,
     duration,
@@ -50,6 +51,7 @@ _INTEGRATION_KEYS = (
     "retry",
     "circuit_breaker",
     "forward_headers",
+    "follow_redirects",
     "schema",
     "operations",
 )
@@ -196,6 +198,13 @@ class _Loader:
                 )
             ),
             schema_path=schema_path,
+            follow_redirects=_get(
+                reader,
+                entries,
+                "follow_redirects",
+                boolean,
+                True if defaults.follow_redirects is None else defaults.follow_redirects,
+            ),
         )
 
     def _type(self, node: Node | None) -> IntegrationType | None:

@@ -19,7 +19,7 @@ FieldKind = Literal["query", "mutation"]
 
 IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 DEFAULT_RETRY_ON: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
-SCALARS: frozenset[str] = frozenset({"ID", "String", "Int", "Float", "Boolean", "JSON", "DateTime"})
+SCALARS: frozenset[str] = frozenset({"ID", "String", "Int", "Float", "Boolean", "JSON", "DateTime", "BigInt"})
 
 
 def _frozen_map() -> Mapping[Any, Any]:
@@ -146,14 +146,25 @@ Auth = NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | OAuth2Auth
 
 @dataclass(frozen=True)
 class Param:
+    """An operation's argument: ``name`` in GraphQL, ``wire_name`` where it is sent.
+
+    ``wire_name`` is the query key, the header name, the path placeholder or the body key; the loader
+    always sets it (from ``name:``, else the GraphQL name, ``_`` turned into ``-`` for a header).
+    """
+
     name: str
     type: TypeExpr
     location: ParamLocation
     description: str = ""
+    wire_name: str = ""
 
     @property
     def required(self) -> bool:
         return self.type.non_null
+
+    @property
+    def wire(self) -> str:
+        return self.wire_name or self.name
 
 
 @dataclass(frozen=True)
@@ -195,6 +206,8 @@ class Integration:
     operations: Mapping[str, Operation] = field(default_factory=_frozen_map)
     # GraphQL upstreams only: the upstream's SDL file from `schema:`, resolved against the config's folder.
     schema_path: str | None = None
+    # Same-origin 3xx answers are followed (at most 5 hops) unless this is False.
+    follow_redirects: bool = True
 
 
 @dataclass(frozen=True)
@@ -203,6 +216,12 @@ class ObjectType:
     fields: Mapping[str, TypeExpr]
     description: str = ""
     field_descriptions: Mapping[str, str] = field(default_factory=_frozen_map)
+    # GraphQL field name -> the key it has in the upstream's JSON (`from:`), for renamed fields only.
+    wire_names: Mapping[str, str] = field(default_factory=_frozen_map)
+
+    def wire_name(self, field_name: str) -> str:
+        """The JSON key of ``field_name``: its ``from:``, else the field name itself."""
+        return self.wire_names.get(field_name, field_name)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ class _RawParam:
     type: TypeExpr
     location_node: Node | None
     description: str
+    wire_node: Node | None = None
 
 
 def _method(value: object) -> HttpMethod:
@@ -118,8 +119,11 @@ def _path(value: object) -> str:
     if "{" in _PLACEHOLDER.sub("", text) or "}" in _PLACEHOLDER.sub("", text):
         raise Invalid(f"has an unmatched {{ or }} in {text!r}; placeholders look like {{id}}")
     for placeholder in _PLACEHOLDER.findall(text):
-        if not is_name(placeholder):
-            raise Invalid(f"placeholder {{{placeholder}}} is not a valid param name (letters, digits and _)")
+        if not placeholder or "/" in placeholder:
+            raise Invalid(
+                f"placeholder {{{placeholder}}} is not a param's name; write {{id}}, or {{repo-name}} "
+                "with a param that has name: repo-name"
+            )
     return text
 
 
@@ -181,7 +185,7 @@ class _OperationReader:
                     f"'{pname}' is not a valid param name: use letters, digits and _, "
                     "not starting with a digit",
                 )
-            type_node, location_node, description = pnode, None, ""
+            type_node, location_node, description, wire_node = pnode, None, "", None
             if isinstance(pnode.value, dict):
                 entries = self.reader.fields(pnode, long_keys, misplaced)
                 if "type" not in entries:
@@ -189,11 +193,11 @@ class _OperationReader:
                         pnode, 'a param in long form needs a type, e.g. {type: "ID!", in: query}'
                     )
                     continue
-                type_node, location_node = entries["type"], entries.get("in")
+                type_node, location_node, wire_node = entries["type"], entries.get("in"), entries.get("name")
                 if "description" in entries:
                     description = self.reader.read(entries["description"], string, "")
             ptype = self.reader.read(type_node, known_type(self.scope.types), JSON_TYPE)
-            params.append(_RawParam(pname, type_node, ptype, location_node, description))
+            params.append(_RawParam(pname, type_node, ptype, location_node, description, wire_node))
         return params
 
 
@@ -204,14 +208,17 @@ def read_rest_operation(reader: Reader, oid: str, node: Node, scope: OperationSc
     method: HttpMethod = common.get("method", _method, "GET")
     path = common.get("path", _path, "")
     placeholders = set(_PLACEHOLDER.findall(path))
-    params = tuple(
-        _place(reader, raw, method, path, placeholders)
-        for raw in common.raw_params(("type", "in", "description"))
-    )
-    for placeholder in sorted(placeholders - {param.name for param in params}):
+    raw_params = common.raw_params(("type", "in", "description", "name"))
+    params = tuple(_place(reader, raw, method, path, placeholders) for raw in raw_params)
+    _check_wire_names(reader, raw_params, params)
+    for placeholder in sorted(placeholders - {param.wire for param in params if param.location == "path"}):
+        example = (
+            f'{{{placeholder}: "ID!"}}'
+            if is_name(placeholder)
+            else f'{{someName: {{type: "ID!", name: "{placeholder}"}}}}'
+        )
         reader.report(
-            entries["path"],
-            f'path placeholder {{{placeholder}}} has no param; add params: {{{placeholder}: "ID!"}}',
+            entries["path"], f"path placeholder {{{placeholder}}} has no param; add params: {example}"
         )
     return Operation(
         id=oid,
@@ -229,8 +236,15 @@ def read_rest_operation(reader: Reader, oid: str, node: Node, scope: OperationSc
 
 
 def _place(reader: Reader, raw: _RawParam, method: HttpMethod, path: str, placeholders: set[str]) -> Param:
-    """Where a REST param goes: its `in:`, else the path if it has {name}, else query or body by method."""
-    in_path = raw.name in placeholders
+    """Where a REST param goes: its `in:`, else the path if it has {name}, else query or body by method.
+
+    The name it is sent under is its `name:`, else its GraphQL name (``_`` as ``-`` for a header).
+    """
+    explicit = raw.wire_node is not None
+    wire = raw.name
+    if raw.wire_node is not None:
+        wire = reader.read(raw.wire_node, non_empty_string, raw.name)
+    in_path = wire in placeholders
     default: ParamLocation = "path" if in_path else "query" if method in _QUERY_DEFAULT_METHODS else "body"
     location = default
     if raw.location_node is not None:
@@ -239,18 +253,23 @@ def _place(reader: Reader, raw: _RawParam, method: HttpMethod, path: str, placeh
         if location == "path" and not in_path:
             reader.report(
                 where,
-                f"param '{raw.name}' is in: path but the path {path!r} has no {{{raw.name}}}; "
+                f"param '{raw.name}' is in: path but the path {path!r} has no {{{wire}}}; "
                 "add it or use in: query",
             )
         elif in_path and location != "path":
-            reader.report(where, f"the path has {{{raw.name}}}, so param '{raw.name}' must be in: path")
+            reader.report(where, f"the path has {{{wire}}}, so param '{raw.name}' must be in: path")
         elif location == "body" and method in _NO_BODY_METHODS:
             reader.report(where, f"a {method} request has no body; use in: query, or another method")
     if location == "header":
+        if not explicit:
+            wire = raw.name.replace("_", "-")
         try:
-            header_name(raw.name)
+            header_name(wire)
         except Invalid as exc:
-            reader.report(raw.location_node or raw.node, f"param '{raw.name}' cannot be a header: {exc}")
+            reader.report(
+                raw.wire_node or raw.location_node or raw.node,
+                f"param '{raw.name}' cannot be a header: {exc}",
+            )
     if location == "path" and in_path:
         if raw.type.is_list:
             reader.report(
@@ -262,7 +281,21 @@ def _place(reader: Reader, raw: _RawParam, method: HttpMethod, path: str, placeh
                 f"path param '{raw.name}' must be non-null ({raw.type}!): "
                 "the path cannot be built without it",
             )
-    return Param(raw.name, raw.type, location, raw.description)
+    return Param(raw.name, raw.type, location, raw.description, wire_name=wire)
+
+
+def _check_wire_names(reader: Reader, raws: list[_RawParam], params: tuple[Param, ...]) -> None:
+    """Two params sent under one name in one place would overwrite each other: refused."""
+    taken: dict[tuple[str, str], str] = {}
+    for raw, param in zip(raws, params, strict=True):
+        key = param.wire.lower() if param.location == "header" else param.wire
+        first = taken.setdefault((param.location, key), param.name)
+        if first != param.name:
+            reader.report(
+                raw.wire_node or raw.node,
+                f"params '{first}' and '{param.name}' are both sent as {param.location} {param.wire!r}; "
+                "give one of them another name:",
+            )
 
 
 def read_graphql_operation(reader: Reader, oid: str, node: Node, scope: OperationScope) -> Operation:
@@ -272,8 +305,9 @@ def read_graphql_operation(reader: Reader, oid: str, node: Node, scope: Operatio
     raw_params = common.raw_params(
         ("type", "description"),
         {
-            "in": "'in' is for rest params; "
+            key: f"'{key}' is for rest params; "
             "a graphql param is always sent as the document's variable of that name"
+            for key in ("in", "name")
         },
     )
     operation_name: str | None = common.get("operation_name", name, None)

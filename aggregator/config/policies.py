@@ -156,10 +156,19 @@ class Defaults:
     circuit_breaker: dict[str, Any] | None = None
     max_concurrency: int | None = None
     max_response_bytes: int | None = None
+    follow_redirects: bool | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
-_DEFAULTS_KEYS = ("timeout", "retry", "circuit_breaker", "max_concurrency", "headers", "max_response_bytes")
+_DEFAULTS_KEYS = (
+    "timeout",
+    "retry",
+    "circuit_breaker",
+    "max_concurrency",
+    "headers",
+    "max_response_bytes",
+    "follow_redirects",
+)
 
 
 def read_defaults(reader: Reader, node: Node | None) -> Defaults:
@@ -172,6 +181,8 @@ def read_defaults(reader: Reader, node: Node | None) -> Defaults:
         defaults.max_concurrency = reader.read(entries["max_concurrency"], integer(1), None)
     if "max_response_bytes" in entries:
         defaults.max_response_bytes = reader.read(entries["max_response_bytes"], byte_size, None)
+    if "follow_redirects" in entries:
+        defaults.follow_redirects = reader.read(entries["follow_redirects"], boolean, None)
     if "retry" in entries:
         defaults.retry = _retry_block(reader, entries["retry"])
         _check_waits(reader, entries["retry"], defaults.retry)

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from aggregator.config.models import SCALARS, ObjectType, TypeExpr
 from aggregator.config.tree import Node, Reader
-from aggregator.config.values import Invalid, did_you_mean, is_name, string, type_expr
+from aggregator.config.values import Invalid, did_you_mean, is_name, non_empty_string, string, type_expr
 
 __all__ = ["RESERVED_TYPE_NAMES", "known_type", "read_types"]
 
@@ -21,7 +21,7 @@ __all__ = ["RESERVED_TYPE_NAMES", "known_type", "read_types"]
 RESERVED_TYPE_NAMES: frozenset[str] = frozenset(
     {"Query", "Mutation", "Subscription", "IntegrationStats", "OperationStats", "Latency", "CircuitState"}
 )
-_FIELD_KEYS = ("type", "description")
+_FIELD_KEYS = ("type", "description", "from")
 
 
 def known_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
@@ -48,9 +48,12 @@ def read_types(reader: Reader, node: Node | None) -> dict[str, ObjectType]:
     known = frozenset(entries)
     types: dict[str, ObjectType] = {}
     for type_name, type_node in entries.items():
-        fields, descriptions = _read_fields(reader, type_node, known)
+        fields, descriptions, wire_names = _read_fields(reader, type_node, known)
         types[type_name] = ObjectType(
-            type_name, MappingProxyType(fields), field_descriptions=MappingProxyType(descriptions)
+            type_name,
+            MappingProxyType(fields),
+            field_descriptions=MappingProxyType(descriptions),
+            wire_names=MappingProxyType(wire_names),
         )
     _check_required_cycles(reader, entries, types)
     return types
@@ -106,12 +109,17 @@ def _check_type_name(reader: Reader, type_name: str, node: Node) -> None:
 
 def _read_fields(
     reader: Reader, node: Node, known: Collection[str]
-) -> tuple[dict[str, TypeExpr], dict[str, str]]:
+) -> tuple[dict[str, TypeExpr], dict[str, str], dict[str, str]]:
+    """The type's fields, their descriptions, and the wire name of every field renamed with ``from:``."""
     entries = reader.mapping(node)
     if not entries and isinstance(node.value, dict | None):
         reader.report(node, "a type needs at least one field, e.g. {id: ID!, name: String}")
     fields: dict[str, TypeExpr] = {}
     descriptions: dict[str, str] = {}
+    wire_names: dict[str, str] = {}
+    # Wire name -> the field that reads it: two fields of one type may not share one key, since an
+    # input type would send both under it.
+    readers: dict[str, str] = {}
     for field_name, field_node in entries.items():
         if not is_name(field_name) or field_name.startswith("__"):
             reader.report(
@@ -124,11 +132,24 @@ def _read_fields(
             long_form = reader.fields(field_node, _FIELD_KEYS)
             if "description" in long_form:
                 descriptions[field_name] = reader.read(long_form["description"], string, "")
+            if "from" in long_form:
+                wire = reader.read(long_form["from"], non_empty_string, "")
+                if wire and wire != field_name:
+                    wire_names[field_name] = wire
             if "type" not in long_form:
                 reader.report(
-                    field_node, "a field in long form needs a type: {type: String, description: ...}"
+                    field_node,
+                    "a field in long form needs a type: {type: String, description: ..., from: wireName}",
                 )
                 continue
             type_node = long_form["type"]
         fields[field_name] = reader.read(type_node, known_type(known), TypeExpr(name="JSON"))
-    return fields, descriptions
+        wire = wire_names.get(field_name, field_name)
+        if wire in readers:
+            reader.report(
+                field_node,
+                f"fields '{readers[wire]}' and '{field_name}' both read the upstream key {wire!r}; "
+                "give one of them another from:",
+            )
+        readers.setdefault(wire, field_name)
+    return fields, descriptions, wire_names

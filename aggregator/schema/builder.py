@@ -35,7 +35,7 @@ from aggregator.module import IntegrationModule
 from aggregator.schema.compiled import DictField, operation_resolver
 from aggregator.schema.execution import DocumentRunner
 from aggregator.schema.limits import max_depth_rule, max_fields_rule
-from aggregator.schema.scalars import JSON, SCALAR_MAP, DateTime
+from aggregator.schema.scalars import JSON, SCALAR_MAP, BigInt, DateTime
 from aggregator.schema.stats import IntegrationStats, to_graphql
 from aggregator.upstreams.graphql import PartialResult
 
@@ -49,6 +49,7 @@ _SCALARS: Mapping[str, Any] = {
     "Boolean": bool,
     "JSON": JSON,
     "DateTime": DateTime,
+    "BigInt": BigInt,
 }
 # Bounded: the set of distinct query texts reaching a public endpoint is not trusted.
 _CACHE_SIZE = 1024
@@ -319,12 +320,13 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
         types=list(outputs.values()),
         config=StrawberryConfig(scalar_map=dict(SCALAR_MAP)),
     )
-    _bind(schema, outputs, inputs, bindings)
+    _bind(schema, config.types, outputs, inputs, bindings)
     return schema
 
 
 def _bind(
     schema: strawberry.Schema,
+    types: Mapping[str, ObjectType],
     outputs: Mapping[str, type],
     inputs: Mapping[str, type],
     bindings: Mapping[tuple[str, str], Callable[..., Any]],
@@ -334,14 +336,14 @@ def _bind(
         gql_type = core.type_map[name]
         assert isinstance(gql_type, GraphQLObjectType)
         for field_name, gql_field in gql_type.fields.items():
-            gql_field.resolve = _dict_resolver(field_name)
+            gql_field.resolve = _dict_resolver(types[name].wire_name(field_name))
     for name in inputs:
         gql_input = core.type_map[name + "Input"]
         assert isinstance(gql_input, GraphQLInputObjectType)
-        # Upstreams want plain JSON objects keyed by the declared names, not Strawberry instances.
+        # Upstreams want plain JSON objects keyed by their wire names, not Strawberry instances.
         gql_input.out_type = GraphQLInputObjectType.out_type  # type: ignore[method-assign]
-        for input_field in gql_input.fields.values():
-            input_field.out_name = None
+        for field_name, input_field in gql_input.fields.items():
+            input_field.out_name = types[name].wire_name(field_name)
     for (kind, field_name), resolve in bindings.items():
         root = core.query_type if kind == "query" else core.mutation_type
         assert root is not None

@@ -131,11 +131,11 @@ class RestUpstream(HttpUpstream):
             elif value is None:
                 continue
             elif param.location == "path":
-                segments[param.name] = _path_segment(where, param.name, value)
+                segments[param.wire] = _path_segment(where, param.name, value)
             elif param.location == "query":
-                query.extend((param.name, _text(item)) for item in _items(value))
+                query.extend((param.wire, _text(item)) for item in _items(value))
             else:
-                set_header(headers, param.name, header_value(where, param.name, _text(value)))
+                set_header(headers, param.wire, header_value(where, param.wire, _text(value)))
 
         forwarded = self._parts.forward(where, headers, forwarded_headers)
 
@@ -244,7 +244,9 @@ def _path_segment(where: str, name: str, value: Any) -> str:
 
 
 def _body(where: str, body_params: list[Param], params: Mapping[str, Any]) -> bytes | None:
-    """One JSON- or object-typed body param is the whole body; otherwise the body params form an object."""
+    """One JSON- or object-typed body param is the whole body; otherwise the body params form an object,
+    each under its wire name. A param given as null is sent as null (that is how a field is cleared);
+    one not given is left out. A whole-body param that is null or not given sends no body."""
     if not body_params:
         return None
     if len(body_params) == 1 and _is_document(body_params[0]):
@@ -252,7 +254,7 @@ def _body(where: str, body_params: list[Param], params: Mapping[str, Any]) -> by
         if document is None:
             return None
     else:
-        document = {p.name: params[p.name] for p in body_params if params.get(p.name) is not None}
+        document = {p.wire: params[p.name] for p in body_params if p.name in params}
     try:
         return orjson.dumps(document)
     except TypeError:

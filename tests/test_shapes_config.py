@@ -1,0 +1,233 @@
+"""Config keys for the shapes real APIs use: field renames (`from:`), param wire names (`name:`), BigInt,
+and `follow_redirects`; each refused value named by file, line and key."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from aggregator.config import Config, TypeExpr, loads
+from aggregator.errors import ConfigError, Problem
+
+
+def parse(text: str) -> Config:
+    return loads(textwrap.dedent(text), "shapes.yaml", env={})
+
+
+def problems_of(text: str) -> list[Problem]:
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    return list(caught.value.problems)
+
+
+def rest(params: str, path: str = "/repos/{owner}", method: str = "GET") -> str:
+    """One REST operation `api.op` with ``params`` (a flow mapping)."""
+    return f"""
+    integrations:
+      api:
+        base_url: http://127.0.0.1:9001
+        operations:
+          op:
+            method: {method}
+            path: {path}
+            params: {params}
+    """
+
+
+def with_type(fields: str) -> str:
+    return f"""
+    types:
+      Reactions: {fields}
+    integrations:
+      api:
+        base_url: http://127.0.0.1:9001
+        operations:
+          op: {{path: /r, returns: Reactions}}
+    """
+
+
+def test_field_from_gives_the_upstream_key_of_a_renamed_field() -> None:
+    """`from:` in a field's long form records the wire name; other fields read their own name."""
+    config = parse(with_type('{plusOne: {type: Int, from: "+1"}, total_count: Int}'))
+    reactions = config.types["Reactions"]
+    assert reactions.fields["plusOne"] == TypeExpr(name="Int")
+    assert (reactions.wire_name("plusOne"), reactions.wire_name("total_count")) == ("+1", "total_count")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param('{plusOne: {type: Int, from: ""}}', "must not be empty", id="empty"),
+        pytest.param("{plusOne: {type: Int, from: 1}}", "must be a string", id="not-a-string"),
+        pytest.param(
+            '{a: {type: Int, from: "+1"}, b: {type: Int, from: "+1"}}',
+            "fields 'a' and 'b' both read the upstream key '+1'",
+            id="two-fields-one-key",
+        ),
+        pytest.param(
+            "{a: Int, b: {type: Int, from: a}}",
+            "fields 'a' and 'b' both read the upstream key 'a'",
+            id="rename-onto-another-field",
+        ),
+    ],
+)
+def test_bad_field_from_is_refused_with_its_key(fields: str, message: str) -> None:
+    """A `from:` that is empty, not text, or shared by two fields of a type is refused where it stands."""
+    found = problems_of(with_type(fields))
+    assert any(message in p.message and p.key.startswith("types.Reactions.") for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("params", "location", "wire"),
+    [
+        pytest.param(
+            "{apiVersion: {type: String, in: header, name: X-GitHub-Api-Version}}",
+            "header",
+            "X-GitHub-Api-Version",
+            id="header-name",
+        ),
+        pytest.param(
+            "{If_None_Match: {type: String, in: header}}", "header", "If-None-Match", id="header-dash"
+        ),
+        pytest.param('{state: {type: String, name: "filter[state]"}}', "query", "filter[state]", id="query"),
+        pytest.param("{version: {type: String, name: api-version}}", "query", "api-version", id="query-dash"),
+        pytest.param("{owner: ID!}", "path", "owner", id="path-own-name"),
+    ],
+)
+def test_param_wire_name_is_its_name_key_or_its_graphql_name(params: str, location: str, wire: str) -> None:
+    """A param is sent under its `name:`; without one under its own name (`_` as `-` for a header)."""
+    path = "/repos/{owner}" if location == "path" else "/repos"
+    config = parse(rest(params, path=path))
+    (param,) = config.integrations["api"].operations["op"].params
+    assert (param.location, param.wire) == (location, wire)
+
+
+def test_path_placeholder_may_be_a_wire_name_filled_by_a_renamed_param() -> None:
+    """`{repo-name}` in the path is filled by the param whose `name:` it is, placed in the path."""
+    config = parse(rest("{repoName: {type: String!, name: repo-name}}", path="/repos/{repo-name}"))
+    (param,) = config.integrations["api"].operations["op"].params
+    assert (param.name, param.location, param.wire) == ("repoName", "path", "repo-name")
+
+
+@pytest.mark.parametrize(
+    ("params", "path", "key", "message"),
+    [
+        pytest.param(
+            "{x: {type: String, in: header, name: 'X Bad'}}",
+            "/r",
+            "params.x.name",
+            "not a valid HTTP header name",
+            id="header-not-a-token",
+        ),
+        pytest.param(
+            "{x: {type: String, in: header, name: Host}}",
+            "/r",
+            "params.x.name",
+            "set by the HTTP client",
+            id="connection-header",
+        ),
+        pytest.param(
+            "{Transfer_Encoding: {type: String, in: header}}",
+            "/r",
+            "params.Transfer_Encoding.in",
+            "set by the HTTP client",
+            id="connection-header-by-dashes",
+        ),
+        pytest.param("{x: {type: String, name: ''}}", "/r", "params.x.name", "must not be empty", id="empty"),
+        pytest.param(
+            "{a: {type: String, name: q}, b: {type: String, name: q}}",
+            "/r",
+            "params.b.name",
+            "params 'a' and 'b' are both sent as query 'q'",
+            id="two-params-one-key",
+        ),
+        pytest.param(
+            "{a: {type: String, in: header, name: X-A}, b: {type: String, in: header, name: x-a}}",
+            "/r",
+            "params.b.name",
+            "both sent as header 'x-a'",
+            id="header-names-ignore-case",
+        ),
+        pytest.param(
+            "{x: {type: String!, in: path}}",
+            "/repos/{repo-name}",
+            "path",
+            'add params: {someName: {type: "ID!", name: "repo-name"}}',
+            id="placeholder-without-its-param",
+        ),
+    ],
+)
+def test_bad_param_wire_name_is_refused_with_its_key(params: str, path: str, key: str, message: str) -> None:
+    """Header names must be tokens and not connection headers; no two params share one wire name."""
+    found = problems_of(rest(params, path=path))
+    wanted = f"integrations.api.operations.op.{key}"
+    assert any(message in p.message and p.key == wanted for p in found), found
+
+
+def test_graphql_params_take_no_wire_name() -> None:
+    """A graphql param is the document's variable: `name:` there says where it belongs instead."""
+    found = problems_of("""
+        integrations:
+          g:
+            type: graphql
+            base_url: http://127.0.0.1:9001/graphql
+            operations:
+              op:
+                document: "query Q($id: ID!) { node(id: $id) { id } }"
+                params: {id: {type: ID!, name: other}}
+        """)
+    assert [(p.key, p.message.split(";")[0]) for p in found] == [
+        ("integrations.g.operations.op.params.id.name", "'name' is for rest params")
+    ]
+
+
+def test_big_int_is_a_scalar_of_types_and_params() -> None:
+    """BigInt may type a field, a return and a param."""
+    config = parse("""
+        types:
+          Repo: {id: BigInt!}
+        integrations:
+          api:
+            base_url: http://127.0.0.1:9001
+            operations:
+              op: {path: "/r/{id}", params: {id: BigInt!}, returns: "[BigInt]"}
+        """)
+    assert config.types["Repo"].fields["id"] == TypeExpr(name="BigInt", non_null=True)
+    assert config.integrations["api"].operations["op"].returns.named == "BigInt"
+
+
+@pytest.mark.parametrize(
+    ("defaults", "own", "expected"),
+    [
+        pytest.param("", "", True, id="on-by-default"),
+        pytest.param("", "follow_redirects: false", False, id="off-on-the-integration"),
+        pytest.param("defaults: {follow_redirects: false}", "", False, id="off-in-defaults"),
+        pytest.param("defaults: {follow_redirects: false}", "follow_redirects: true", True, id="own-wins"),
+    ],
+)
+def test_follow_redirects_is_read_from_the_integration_then_defaults(
+    defaults: str, own: str, expected: bool
+) -> None:
+    """`follow_redirects` is on unless the integration, or else `defaults:`, turns it off."""
+    config = parse(f"""
+        {defaults}
+        integrations:
+          api:
+            base_url: http://127.0.0.1:9001
+            {own}
+            operations: {{op: {{path: /r}}}}
+        """)
+    assert config.integrations["api"].follow_redirects is expected
+
+
+def test_follow_redirects_must_be_a_boolean() -> None:
+    """`follow_redirects: maybe` is refused at its key."""
+    found = problems_of("""
+        integrations:
+          api:
+            base_url: http://127.0.0.1:9001
+            follow_redirects: maybe
+            operations: {op: {path: /r}}
+        """)
+    assert [(p.line, p.key) for p in found] == [(5, "integrations.api.follow_redirects")]
