@@ -1,8 +1,9 @@
 """The module API: integrations registered by id, each call run through its integration's executor.
 
-Identical idempotent query calls made while one of them is running share it (see ``_flight_key`` for
-what makes calls identical); mutations are never shared. Within one GraphQL request that also covers
-memoisation: its upstream calls are all root fields, which start together.
+Identical idempotent query calls made while one of them is running share it (see
+``upstreams.contract.flight_key`` for what makes calls identical); mutations are never shared.
+Within one GraphQL request that also covers memoisation: its upstream calls are all root fields,
+which start together.
 
 This is what the GraphQL resolvers call and what a library user imports::
 
@@ -13,43 +14,21 @@ This is what the GraphQL resolvers call and what a library user imports::
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import httpx
-import orjson
 
-from aggregator.config.models import Config, Integration, Operation
+from aggregator.config.models import Config, Integration
 from aggregator.errors import UnknownOperation
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.resilience.executor import Executor
 from aggregator.resilience.singleflight import SingleFlight
 from aggregator.resilience.stats import IntegrationStatsSnapshot
-from aggregator.upstreams.graphql import GraphQLUpstream
-from aggregator.upstreams.graphql_types import derive
-from aggregator.upstreams.request import REQUEST_ID_HEADER
-from aggregator.upstreams.rest import RestUpstream
-
-log = logging.getLogger("aggregator.module")
-
-_NOT_IN_KEY = frozenset({REQUEST_ID_HEADER.lower()})
-
-
-class Upstream(Protocol):
-    """One kind of upstream (REST, GraphQL): turns params into a request and sends one attempt."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    def prepare(
-        self, operation: Operation, params: Mapping[str, Any], *, forwarded_headers: Mapping[str, str] | None
-    ) -> Any: ...
-
-    async def send(self, request: Any) -> Any: ...
+from aggregator.upstreams.contract import Upstream
+from aggregator.upstreams.kinds import make_upstream
 
 
 @dataclass(frozen=True)
@@ -67,38 +46,6 @@ class _Entry:
         self.executor = executor
         self.flights: SingleFlight[Any] = SingleFlight()
         self.started = False
-
-
-def _flight_key(op: Operation, params: Mapping[str, Any], request: Any) -> Hashable | None:
-    """What makes two calls of an integration one: the operation, its params and the incoming
-    headers forwarded with it, credentials included, so callers with different credentials never
-    share a call. ``X-Request-Id`` is left out (it is forwarded always, and differs on every
-    request): a shared call carries the id of the request that started it.
-
-    None for a call that is never shared: a mutation, an operation not declared idempotent, or
-    params that are not plain JSON.
-    """
-    if op.kind != "query" or not op.idempotent:
-        return None
-    try:
-        encoded = orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return None
-    names = request.forwarded - _NOT_IN_KEY
-    if not names:
-        return (op.id, encoded)
-    forwarded = sorted((k.lower(), v) for k, v in request.headers.items() if k.lower() in names)
-    return (op.id, encoded, tuple(forwarded))
-
-
-def _make_upstream(
-    integration: Integration, *, clock: Clock, transport: httpx.AsyncBaseTransport | None
-) -> Upstream:
-    if integration.type == "rest":
-        return RestUpstream(integration, transport=transport, clock=clock)
-    if integration.type == "graphql":
-        return GraphQLUpstream(integration, transport=transport, clock=clock)
-    raise ValueError(f"integration {integration.id!r}: type {integration.type!r} is not supported yet")
 
 
 class IntegrationModule:
@@ -122,7 +69,7 @@ class IntegrationModule:
         """Add an integration; one registered while running starts on its first call."""
         if integration.id in self._entries:
             raise ValueError(f"integration {integration.id!r} is already registered")
-        upstream = _make_upstream(integration, clock=self._clock, transport=self._transport)
+        upstream = make_upstream(integration, clock=self._clock, transport=self._transport)
         executor = Executor(
             integration.id,
             retry=integration.retry,
@@ -185,15 +132,13 @@ class IntegrationModule:
         if refused is not None:
             raise refused
         params = params or {}
-        request = entry.upstream.prepare(op, params, forwarded_headers=headers)
-        send, executor = entry.upstream.send, entry.executor
+        call = entry.upstream.prepare(op, params, forwarded_headers=headers)
+        executor = entry.executor
 
         def run() -> Awaitable[Any]:
-            return executor.run(
-                op.id, lambda: send(request), timeout=op.timeout, idempotent=request.idempotent
-            )
+            return executor.run(op.id, call.attempt, timeout=op.timeout, idempotent=call.idempotent)
 
-        key = _flight_key(op, params, request)
+        key = call.flight_key()
         if key is None:
             return await run()
         return await entry.flights.run(key, run)
@@ -208,36 +153,20 @@ class IntegrationModule:
         return [entry.executor.snapshot() for entry in self._entries.values()]
 
     def on_schema_change(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` whenever a GraphQL upstream's schema becomes known after start-up."""
+        """Call ``callback`` whenever an upstream's schema becomes known after start-up."""
         for entry in self._entries.values():
-            if isinstance(entry.upstream, GraphQLUpstream):
-                entry.upstream.on_schema(callback)
+            entry.upstream.on_schema(callback)
 
     def typed_config(self, config: Config) -> Config:
-        """``config`` plus the types derived from the GraphQL upstreams' schemas known now.
-
-        Operations that left ``returns`` out get a type derived from their selection set; a document
-        that does not validate against its upstream's schema is logged and keeps JSON.
-        """
+        """``config`` plus what the upstreams' schemas known now say of its integrations' types
+        (see ``Upstream.typed``)."""
         types = dict(config.types)
         integrations = dict(config.integrations)
         for key, entry in self._entries.items():
-            upstream = entry.upstream
-            if (
-                not isinstance(upstream, GraphQLUpstream)
-                or upstream.schema is None
-                or key not in integrations
-            ):
-                continue
-            derived = derive(entry.integration, upstream.schema, types)
-            for problem in derived.problems:
-                log.error("operation document does not match the upstream's schema: %s", problem)
-            types.update(derived.types)
-            operations = {
-                op_id: replace(op, returns=derived.returns[op_id]) if op_id in derived.returns else op
-                for op_id, op in entry.integration.operations.items()
-            }
-            integrations[key] = replace(entry.integration, operations=operations)
+            typed = entry.upstream.typed(types) if key in integrations else None
+            if typed is not None:
+                types.update(typed.types)
+                integrations[key] = typed.integration
         return replace(config, types=types, integrations=integrations)
 
     def health(self) -> Health:

@@ -13,11 +13,11 @@ from conftest import StartUpstream
 from servers import closed_port_url
 from upstream_apps import OAuthServer, TokenMode
 
-from aggregator.auth import OAuth2Authenticator, build_authenticator
 from aggregator.config.models import ApiKeyAuth, Auth, BasicAuth, BearerAuth, NoAuth, OAuth2Auth, Secret
 from aggregator.errors import UpstreamAuthError, UpstreamError, UpstreamHTTPError
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.testing import FakeClock
+from aggregator.upstreams.auth import OAuth2Authenticator, build_authenticator
 from aggregator.upstreams.rest import RestUpstream
 
 CLIENT_SECRET = "cl!ent-secret/1"

@@ -10,14 +10,15 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from graphql import GraphQLSchema
 
 from aggregator.config.auth import merge_headers, read_auth, read_forward_headers, read_headers
 from aggregator.config.documents import DocumentProblem, load_schema
+from aggregator.config.kinds import KINDS
 from aggregator.config.models import Config, Integration, IntegrationType, ObjectType, Operation, Secret
-from aggregator.config.operations import OperationScope, read_graphql_operation, read_rest_operation
+from aggregator.config.operations import OperationScope
 from aggregator.config.policies import Defaults, breaker_policy, read_defaults, read_server, retry_policy
 from aggregator.config.tree import Node, Reader, child_path, read_yaml
 from aggregator.config.typedefs import read_types
@@ -208,21 +209,23 @@ class _Loader:
         )
 
     def _type(self, node: Node | None) -> IntegrationType | None:
-        """The integration's type; ``None`` when it cannot be loaded (grpc or a bad type, reported)."""
+        """The integration's type; ``None`` when it cannot be loaded (a bad type, reported)."""
         if node is None:
             return "rest"
-        kind = self.reader.read(node, choice("rest", "graphql", "grpc"), None)
-        if kind == "grpc":
-            self.reader.report(node, "type grpc is not supported yet; use rest or graphql")
-        if kind == "rest":
-            return "rest"
-        return "graphql" if kind == "graphql" else None
+        kind = self.reader.read(node, choice(*get_args(IntegrationType)), None)
+        for known in KINDS:
+            if kind == known:
+                return known
+        if kind is not None:
+            supported = " or ".join(KINDS)
+            self.reader.report(node, f"type {kind} is not supported yet; use {supported}")
+        return None
 
     def _schema(self, node: Node | None, kind: IntegrationType) -> tuple[str | None, GraphQLSchema | None]:
         """The `schema:` SDL file of a graphql integration, relative to the config's folder, built."""
         if node is None:
             return None, None
-        if kind != "graphql":
+        if "schema" not in KINDS[kind].keys:
             self.reader.report(node, "schema: is for graphql integrations (type: graphql); remove it")
             return None, None
         relative = self.reader.read(node, non_empty_string, "")
@@ -268,8 +271,7 @@ class _Loader:
                     op_node, "an operation is a mapping, e.g. {method: GET, path: /users/{id}, params: ...}"
                 )
                 continue
-            read = read_graphql_operation if kind == "graphql" else read_rest_operation
-            operation = read(reader, oid, op_node, scope)
+            operation = KINDS[kind].read_operation(reader, oid, op_node, scope)
             self._claim(operation.field, reader.mapping(op_node).get("field", op_node))
             operations[oid] = operation
         return operations

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from aggregator.auth import build_authenticator
 from aggregator.config.models import Integration
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
+from aggregator.upstreams.auth import build_authenticator
 from aggregator.upstreams.http import UpstreamClient, build_client
 from aggregator.upstreams.request import RequestParts
 

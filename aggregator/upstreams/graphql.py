@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,7 +42,7 @@ from graphql import (
     print_ast,
 )
 
-from aggregator.config.models import Integration, Operation
+from aggregator.config.models import Integration, ObjectType, Operation
 from aggregator.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -50,6 +50,8 @@ from aggregator.errors import (
 )
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.base import HttpUpstream
+from aggregator.upstreams.contract import Typed, flight_key
+from aggregator.upstreams.graphql_types import derive
 from aggregator.upstreams.http import (
     UpstreamClient,
     UpstreamResponse,
@@ -83,6 +85,14 @@ class GraphQLCall:
     headers: dict[str, str]
     idempotent: bool
     forwarded: frozenset[str]
+    args: Mapping[str, Any]  # the params as given
+    upstream: GraphQLUpstream
+
+    def flight_key(self) -> Hashable | None:
+        return flight_key(self.operation, self.args, self.headers, self.forwarded)
+
+    def attempt(self) -> Awaitable[Any]:
+        return self.upstream.send(self)
 
 
 class _Request(GraphQLRequest):
@@ -193,6 +203,21 @@ class GraphQLUpstream(HttpUpstream):
         """Call ``callback`` when the upstream's schema becomes known after start-up."""
         self._on_schema.append(callback)
 
+    def typed(self, types: Mapping[str, ObjectType]) -> Typed | None:
+        """Operations that left ``returns`` out typed from their selection set, once the upstream's
+        schema is known; a document that does not validate against it is logged and keeps JSON."""
+        if self.schema is None:
+            return None
+        integration = self._integration
+        derived = derive(integration, self.schema, types)
+        for problem in derived.problems:
+            log.error("operation document does not match the upstream's schema: %s", problem)
+        operations = {
+            op_id: replace(op, returns=derived.returns[op_id]) if op_id in derived.returns else op
+            for op_id, op in integration.operations.items()
+        }
+        return Typed(replace(integration, operations=operations), derived.types)
+
     async def start(self) -> None:
         """Open the client (see HttpUpstream) and get the upstream's schema if no file gave it."""
         await super().start()
@@ -268,7 +293,7 @@ class GraphQLUpstream(HttpUpstream):
             variable_values=variables or None,
             operation_name=operation.operation_name,
         )
-        return GraphQLCall(operation, request, headers, operation.idempotent, forwarded)
+        return GraphQLCall(operation, request, headers, operation.idempotent, forwarded, params, self)
 
     async def send(self, call: GraphQLCall) -> Any:
         """One attempt: the selected data, a PartialResult, or an UpstreamError."""

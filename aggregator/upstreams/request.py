@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from aggregator.auth import Authenticator
 from aggregator.config.models import Integration, Operation, Secret
 from aggregator.config.values import CONNECTION_HEADERS
 from aggregator.errors import InvalidParams
+from aggregator.upstreams.auth import Authenticator
 from aggregator.upstreams.http import set_header
 
 __all__ = ["REQUEST_ID_HEADER", "RequestParts", "header_value"]

@@ -24,7 +24,7 @@ Decisions where the issue is silent:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -32,10 +32,11 @@ from urllib.parse import parse_qsl, quote
 import httpx
 import orjson
 
-from aggregator.config.models import SCALARS, Integration, Operation, Param, TypeExpr
+from aggregator.config.models import SCALARS, Integration, ObjectType, Operation, Param, TypeExpr
 from aggregator.errors import InvalidParams, UpstreamBadResponse, UpstreamError
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.base import HttpUpstream
+from aggregator.upstreams.contract import Typed, flight_key
 from aggregator.upstreams.http import (
     UpstreamClient,
     UpstreamResponse,
@@ -68,7 +69,15 @@ class RestRequest:
     headers: dict[str, str]
     body: bytes | None
     idempotent: bool
+    args: Mapping[str, Any]  # the params as given
+    upstream: RestUpstream
     forwarded: frozenset[str] = frozenset()
+
+    def flight_key(self) -> Hashable | None:
+        return flight_key(self.operation, self.args, self.headers, self.forwarded)
+
+    def attempt(self) -> Awaitable[Any]:
+        return self.upstream.send(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +159,16 @@ class RestUpstream(HttpUpstream):
             headers=headers,
             body=body,
             idempotent=operation.idempotent or any(k.lower() == "idempotency-key" for k in headers),
+            args=params,
+            upstream=self,
             forwarded=forwarded,
         )
+
+    def on_schema(self, callback: Callable[[], None]) -> None:
+        """Never called: a REST upstream's types are the config's."""
+
+    def typed(self, types: Mapping[str, ObjectType]) -> Typed | None:
+        return None
 
     async def send(self, request: RestRequest) -> Any:
         """Make one attempt and return the decoded answer (see the module docstring).

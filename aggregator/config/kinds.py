@@ -1,0 +1,33 @@
+"""The registry of integration kinds as the loader reads them: each kind's own keys and operations.
+
+The module's side of the same registry (how a kind's upstream is made) is upstreams/kinds.py; the
+loader cannot import it, since data flows from config to upstreams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aggregator.config.models import IntegrationType, Operation
+from aggregator.config.operations import OperationScope, read_graphql_operation, read_rest_operation
+from aggregator.config.tree import Node, Reader
+
+__all__ = ["KINDS", "Kind"]
+
+OperationReader = Callable[[Reader, str, Node, OperationScope], Operation]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How the loader reads one kind of integration."""
+
+    read_operation: OperationReader
+    # Integration keys only this kind has (every kind has the common ones).
+    keys: tuple[str, ...] = ()
+
+
+KINDS: Mapping[IntegrationType, Kind] = {
+    "rest": Kind(read_rest_operation),
+    "graphql": Kind(read_graphql_operation, keys=("schema",)),
+}
