@@ -14,7 +14,7 @@ This is what the GraphQL resolvers call and what a library user imports::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from aggregator.resilience.singleflight import SingleFlight
 from aggregator.resilience.stats import IntegrationStatsSnapshot
 from aggregator.upstreams.contract import Upstream
 from aggregator.upstreams.kinds import make_upstream
+from aggregator.upstreams.selection import ClientSelection
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,11 @@ class IntegrationModule:
         params: Mapping[str, Any] | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        selection: ClientSelection | None = None,
     ) -> Any:
         """Call one operation through the resilient executor; ``headers`` are the incoming request's,
-        of which the integration's ``forward_headers`` reach the upstream."""
+        of which the integration's ``forward_headers`` reach the upstream. ``selection`` is what the
+        client selected below the operation's field: a GraphQL upstream is sent only that."""
         entry = self._entries.get(integration_id)
         op = entry.integration.operations.get(operation) if entry else None
         if entry is None or op is None:
@@ -132,7 +135,7 @@ class IntegrationModule:
         if refused is not None:
             raise refused
         params = params or {}
-        call = entry.upstream.prepare(op, params, forwarded_headers=headers)
+        call = entry.upstream.prepare(op, params, forwarded_headers=headers, selection=selection)
         executor = entry.executor
 
         def run() -> Awaitable[Any]:
@@ -142,6 +145,15 @@ class IntegrationModule:
         if key is None:
             return await run()
         return await entry.flights.run(key, run)
+
+    def keep_fields(self, integration_id: str, operation_id: str, paths: Iterable[Sequence[str]]) -> None:
+        """Always fetch these paths of response keys below the operation's field, whatever the client
+        selected: fields the gateway reads itself (a join's keys). Errors at them never reach the
+        client unless it selected them too."""
+        entry = self._entries.get(integration_id)
+        if entry is None or operation_id not in entry.integration.operations:
+            raise UnknownOperation(f"no operation {operation_id!r} in integration {integration_id!r}")
+        entry.upstream.keep_fields(operation_id, paths)
 
     def stats(self, integration_id: str) -> IntegrationStatsSnapshot:
         entry = self._entries.get(integration_id)

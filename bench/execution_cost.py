@@ -47,6 +47,7 @@ from aggregator.errors import CircuitOpen  # noqa: E402
 from aggregator.module import IntegrationModule  # noqa: E402
 from aggregator.schema import RequestContext, build_schema  # noqa: E402
 from aggregator.schema.compiled import compile_operation  # noqa: E402
+from aggregator.upstreams.selection import ClientSelection  # noqa: E402
 
 USER = {
     "id": "1",
@@ -88,6 +89,7 @@ async def answer(
     params: Mapping[str, Any] | None = None,
     *,
     headers: Mapping[str, str] | None = None,
+    selection: ClientSelection | None = None,
 ) -> Any:
     if integration_id == "broken":
         raise CircuitOpen("circuit open", integration=integration_id, operation=operation)

@@ -43,6 +43,7 @@ from aggregator.errors import CircuitOpen, UpstreamTimeout
 from aggregator.module import IntegrationModule
 from aggregator.schema import RequestContext, build_schema, execution
 from aggregator.schema.compiled import MAX_VARIANTS, CompiledOperation, compile_operation, operation_resolver
+from aggregator.upstreams.selection import ClientSelection
 
 CONFIG = """
 types:
@@ -93,6 +94,7 @@ class FakeUpstreams:
         params: Mapping[str, Any] | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        selection: ClientSelection | None = None,
     ) -> Any:
         self.calls.append((operation, dict(params or {})))
         hook = self.hooks.get(operation)

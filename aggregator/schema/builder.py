@@ -38,6 +38,7 @@ from aggregator.schema.limits import max_depth_rule, max_fields_rule
 from aggregator.schema.scalars import JSON, SCALAR_MAP, BigInt, DateTime
 from aggregator.schema.stats import IntegrationStats, to_graphql
 from aggregator.upstreams.graphql import PartialResult
+from aggregator.upstreams.selection import ClientSelection
 
 log = logging.getLogger("aggregator.graphql")
 
@@ -167,8 +168,15 @@ def _operation_resolver(
     async def resolve(_root: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
         context = info.context
         headers = context.headers if isinstance(context, RequestContext) else None
+        nodes = info.field_nodes
+        # What the client selected below the field goes down, so that only that is fetched.
+        selection = (
+            ClientSelection(nodes, info.fragments, info.variable_values.coerced)
+            if nodes[0].selection_set is not None
+            else None
+        )
         # An AggregatorError propagates as is: graphql-core takes its message and `extensions` dict.
-        result = await module.call(integration_id, operation_id, args, headers=headers)
+        result = await module.call(integration_id, operation_id, args, headers=headers, selection=selection)
         if isinstance(result, PartialResult):
             if isinstance(context, RequestContext):
                 context.add_partial_errors(info, integration_id, op, result)

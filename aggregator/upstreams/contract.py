@@ -11,7 +11,7 @@ so through ``on_schema`` and then types its operations in ``typed``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ import orjson
 
 from aggregator.config.models import Integration, ObjectType, Operation
 from aggregator.upstreams.request import REQUEST_ID_HEADER
+from aggregator.upstreams.selection import ClientSelection
 
 __all__ = ["PreparedCall", "Typed", "Upstream", "flight_key"]
 
@@ -55,9 +56,19 @@ class Upstream(Protocol):
     async def stop(self) -> None: ...
 
     def prepare(
-        self, operation: Operation, params: Mapping[str, Any], *, forwarded_headers: Mapping[str, str] | None
+        self,
+        operation: Operation,
+        params: Mapping[str, Any],
+        *,
+        forwarded_headers: Mapping[str, str] | None,
+        selection: ClientSelection | None = None,
     ) -> PreparedCall:
-        """Validate ``params`` and build the call; raises InvalidParams (nothing is sent)."""
+        """Validate ``params`` and build the call; raises InvalidParams (nothing is sent). ``selection``
+        is what the client selected below the operation's field, for kinds that can ask for less."""
+
+    def keep_fields(self, operation_id: str, paths: Iterable[Sequence[str]]) -> None:
+        """Always fetch these paths of response keys below the operation's field (keys the gateway
+        reads itself), whatever the client selected."""
 
     def on_schema(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever the upstream's schema becomes known after start-up."""

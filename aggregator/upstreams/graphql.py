@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -39,7 +39,6 @@ from graphql import (
     build_client_schema,
     get_introspection_query,
     parse,
-    print_ast,
 )
 
 from aggregator.config.models import Integration, ObjectType, Operation
@@ -61,6 +60,8 @@ from aggregator.upstreams.http import (
     redact,
     set_header,
 )
+from aggregator.upstreams.pushdown import Cut, DocumentCutter
+from aggregator.upstreams.selection import ClientSelection
 
 __all__ = ["GraphQLCall", "GraphQLUpstream", "PartialResult"]
 
@@ -87,16 +88,20 @@ class GraphQLCall:
     forwarded: frozenset[str]
     args: Mapping[str, Any]  # the params as given
     upstream: GraphQLUpstream
+    cut: Cut
 
     def flight_key(self) -> Hashable | None:
-        return flight_key(self.operation, self.args, self.headers, self.forwarded)
+        """As for every kind, and the cut document: calls that select differently share a flight
+        only when they send the same document (and report the same errors)."""
+        key = flight_key(self.operation, self.args, self.headers, self.forwarded)
+        return None if key is None else (key, self.cut.key)
 
     def attempt(self) -> Awaitable[Any]:
         return self.upstream.send(self)
 
 
 class _Request(GraphQLRequest):
-    """A GraphQLRequest whose query text is printed once per operation, not once per call."""
+    """A GraphQLRequest whose query text is printed once per cut document, not once per call."""
 
     def __init__(self, document: DocumentNode, query: str, **kwargs: Any) -> None:
         super().__init__(document, **kwargs)
@@ -190,14 +195,24 @@ class GraphQLUpstream(HttpUpstream):
     ) -> None:
         super().__init__(integration, transport=transport, clock=clock)
         self._gql: _Transport | None = None
-        self._documents = {op.id: parse(op.document) for op in integration.operations.values()}
-        self._queries = {key: print_ast(doc) for key, doc in self._documents.items()}
+        self._cutter = DocumentCutter()
+        for op in integration.operations.values():
+            self._cutter.add(op.id, parse(op.document), op.operation_name, op.select)
         self._error_codes = integration.circuit_breaker.graphql_error_codes
         self.schema: GraphQLSchema | None = None
         if integration.schema_path:
-            self.schema = build_ast_schema(parse(Path(integration.schema_path).read_text()))
+            self._use_schema(build_ast_schema(parse(Path(integration.schema_path).read_text())))
         self._introspection: asyncio.Task[None] | None = None
         self._on_schema: list[Callable[[], None]] = []
+
+    def _use_schema(self, schema: GraphQLSchema) -> None:
+        self.schema = schema
+        self._cutter.use_schema(schema)
+
+    def keep_fields(self, operation_id: str, paths: Iterable[Sequence[str]]) -> None:
+        """Always send these paths of response keys below the operation's field (keys the gateway
+        reads itself), whatever the client selected; errors at them still never reach the client."""
+        self._cutter.keep(operation_id, paths)
 
     def on_schema(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the upstream's schema becomes known after start-up."""
@@ -252,7 +267,7 @@ class GraphQLUpstream(HttpUpstream):
             )
             if not isinstance(result.data, dict):
                 return False
-            self.schema = build_client_schema(result.data)  # type: ignore[arg-type]
+            self._use_schema(build_client_schema(result.data))  # type: ignore[arg-type]
         except Exception as error:
             log.info(
                 "integration %s: introspection failed: %s",
@@ -281,19 +296,23 @@ class GraphQLUpstream(HttpUpstream):
         params: Mapping[str, Any],
         *,
         forwarded_headers: Mapping[str, str] | None = None,
+        selection: ClientSelection | None = None,
     ) -> GraphQLCall:
+        """The call for ``params``; with the client's ``selection``, only what it selected is sent."""
         where = f"{self._integration.id}.{operation.id}"
         self._parts.check_params(where, operation, params)
         headers = dict(self._parts.headers)
         forwarded = self._parts.forward(where, headers, forwarded_headers)
-        variables = {name: value for name, value in params.items() if value is not None}
+        cut = self._cutter.cut(operation.id, selection)
+        used = cut.variables
+        variables = {name: value for name, value in params.items() if value is not None and name in used}
         request = _Request(
-            self._documents[operation.id],
-            self._queries[operation.id],
+            cut.document,
+            cut.query,
             variable_values=variables or None,
             operation_name=operation.operation_name,
         )
-        return GraphQLCall(operation, request, headers, operation.idempotent, forwarded, params, self)
+        return GraphQLCall(operation, request, headers, operation.idempotent, forwarded, params, self, cut)
 
     async def send(self, call: GraphQLCall) -> Any:
         """One attempt: the selected data, a PartialResult, or an UpstreamError."""
@@ -301,7 +320,7 @@ class GraphQLUpstream(HttpUpstream):
             result = await self._execute(call)
             if result is None:
                 raise UpstreamBadResponse("upstream answered no GraphQL result")
-            return self._result(call.operation, result)
+            return self._result(call, result)
         except UpstreamError as error:
             error.integration = self._integration.id
             error.operation = call.operation.id
@@ -335,8 +354,12 @@ class GraphQLUpstream(HttpUpstream):
                 raise
         return None
 
-    def _result(self, operation: Operation, result: ExecutionResult) -> Any:
+    def _result(self, call: GraphQLCall, result: ExecutionResult) -> Any:
+        operation = call.operation
         errors = tuple(self._error(e) for e in result.errors or ())
+        if result.data is not None:
+            # Partial data: an error at a path the client did not select is not the client's business.
+            errors = tuple(e for e in errors if call.cut.reports(e.get("path") or ()))
         if result.data is None:
             if not errors:
                 raise UpstreamBadResponse("upstream answered neither data nor errors")

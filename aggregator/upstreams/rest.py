@@ -24,7 +24,7 @@ Decisions where the issue is silent:
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -46,6 +46,7 @@ from aggregator.upstreams.http import (
     set_header,
 )
 from aggregator.upstreams.request import REQUEST_ID_HEADER, header_value
+from aggregator.upstreams.selection import ClientSelection
 
 __all__ = ["REQUEST_ID_HEADER", "RestRequest", "RestUpstream"]
 
@@ -123,8 +124,12 @@ class RestUpstream(HttpUpstream):
         params: Mapping[str, Any],
         *,
         forwarded_headers: Mapping[str, str] | None = None,
+        selection: ClientSelection | None = None,
     ) -> RestRequest:
-        """Validate ``params`` and place each one; raises InvalidParams (nothing is sent)."""
+        """Validate ``params`` and place each one; raises InvalidParams (nothing is sent).
+
+        ``selection`` is not used: a REST answer is whatever the endpoint returns.
+        """
         route = self._route(operation)
         where = route.where
         self._parts.check_params(where, operation, params)
@@ -169,6 +174,9 @@ class RestUpstream(HttpUpstream):
 
     def typed(self, types: Mapping[str, ObjectType]) -> Typed | None:
         return None
+
+    def keep_fields(self, operation_id: str, paths: Iterable[Sequence[str]]) -> None:
+        """Nothing to do: a REST answer carries every field the endpoint returns."""
 
     async def send(self, request: RestRequest) -> Any:
         """Make one attempt and return the decoded answer (see the module docstring).
