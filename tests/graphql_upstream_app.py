@@ -1,20 +1,22 @@
 """A real GraphQL upstream for the tests: a small Strawberry catalog served by its own ASGI app.
 
 It answers queries and mutations, can fail partially (``Product.stock`` raises for some ids), can be
-slow (``slowProduct``), and records the headers and the number of requests it received, and every
-review it created, so tests can count attempts and check what was sent.
+slow (``slowProduct``), and records the headers, the GraphQL requests (query and variables) and the
+number of requests it received, and every review it created, so tests can count attempts and check
+what was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import strawberry
 from starlette.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 __all__ = ["Catalog"]
@@ -70,6 +72,8 @@ class Catalog:
 
     requests: int = 0
     headers: list[dict[str, str]] = field(default_factory=list)
+    # Each GraphQL request's JSON body: {"query": ..., "variables": ..., ...}.
+    received: list[dict[str, Any]] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
     failing: bool = False
     delay: float = 0.0
@@ -116,6 +120,7 @@ class Catalog:
             if scope["type"] == "http":
                 catalog.requests += 1
                 catalog.headers.append({k.decode(): v.decode() for k, v in scope["headers"]})
+                receive = catalog._recording(receive)
                 if catalog.failing:
                     await JSONResponse({"errors": [{"message": "overloaded"}]}, status_code=503)(
                         scope, receive, send
@@ -124,3 +129,17 @@ class Catalog:
             await graphql(scope, receive, send)
 
         return app
+
+    def _recording(self, receive: Receive) -> Receive:
+        """``receive`` that also keeps the request's JSON body once it is whole."""
+        chunks: list[bytes] = []
+
+        async def recording() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body") and chunks != [b""]:
+                    self.received.append(json.loads(b"".join(chunks)))
+            return message
+
+        return recording

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 from gateway import Gateway, serve_gateway
+from graphql import FieldNode, OperationDefinitionNode, parse
 from graphql_upstream_app import Catalog
 from servers import serve_asgi
+
+from aggregator.config import loads
+from aggregator.module import IntegrationModule
+from aggregator.upstreams.selection import ClientSelection
 
 OPERATIONS = """
     operations:
@@ -148,6 +153,56 @@ def test_partial_data_is_returned_with_the_upstream_errors(gateway: Gateway) -> 
     assert error["path"] == ["catalog_product", "stock"]
     assert error["extensions"]["code"] == "UPSTREAM_GRAPHQL_ERROR"
     assert error["extensions"]["upstreamPath"] == ["product", "stock"]
+
+
+def flat(query: str) -> str:
+    return " ".join(query.split())
+
+
+def test_only_the_selected_fields_are_sent_upstream(gateway: Gateway, catalog: Catalog) -> None:
+    """A client selecting `{ id title }` causes an upstream document with only those fields."""
+    gateway.query('{ catalog_product(id: "3") { id title } }')
+    assert flat(catalog.received[-1]["query"]) == "query Product($id: ID!) { product(id: $id) { id title } }"
+    assert catalog.received[-1]["variables"] == {"id": "3"}
+
+
+def test_an_error_at_a_field_the_client_did_not_select_never_reaches_it(gateway: Gateway) -> None:
+    """Product 13's stock fails upstream; a client that did not select it gets its data and no error."""
+    body = gateway.query('{ catalog_product(id: "13") { id title } }')
+    assert body == {"data": {"catalog_product": {"id": "13", "title": "Product 13"}}}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "requests"),
+    [("{ id }", "{ id }", 1), ("{ id }", "{ title }", 2), ("{ id }", "{ id ...on Product { id } }", 1)],
+)
+def test_calls_share_a_flight_only_when_they_send_the_same_document(
+    gateway: Gateway, catalog: Catalog, first: str, second: str, requests: int
+) -> None:
+    """Two identical calls in flight at once share one upstream request unless their cut documents differ."""
+    before = catalog.requests
+    body = gateway.query(f'{{ a: catalog_product(id: "3") {first} b: catalog_product(id: "3") {second} }}')
+    assert "errors" not in body
+    assert catalog.requests == before + requests
+
+
+async def test_kept_fields_are_fetched_but_their_errors_stay_with_the_gateway(catalog: Catalog) -> None:
+    """Fields the gateway keeps for itself are sent and answered; their errors never reach the client."""
+    client = parse('{ catalog_product(id: "13") { id } }').definitions[0]
+    assert isinstance(client, OperationDefinitionNode)
+    root = client.selection_set.selections[0]
+    assert isinstance(root, FieldNode)
+    with serve_asgi(catalog.app()) as url:
+        module = IntegrationModule(loads(config(url)))
+        module.keep_fields("catalog", "product", [("stock",), ("price", "currency")])
+        async with module:
+            result = await module.call(
+                "catalog", "product", {"id": "13"}, selection=ClientSelection([root], {}, {})
+            )
+    assert flat(catalog.received[-1]["query"]) == (
+        "query Product($id: ID!) { product(id: $id) { id price { currency } stock } }"
+    )
+    assert result == {"id": "13", "price": {"currency": "EUR"}, "stock": None}
 
 
 def test_errors_without_data_are_an_upstream_graphql_error(gateway: Gateway, catalog: Catalog) -> None:

@@ -23,6 +23,7 @@ from graphql import (
     GraphQLResolveInfo,
     NoSchemaIntrospectionCustomRule,
 )
+from graphql.execution.values import VariableValues
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext as StrawberryExecutionContext
@@ -170,11 +171,12 @@ def _operation_resolver(
         headers = context.headers if isinstance(context, RequestContext) else None
         nodes = info.field_nodes
         # What the client selected below the field goes down, so that only that is fetched.
-        selection = (
-            ClientSelection(nodes, info.fragments, info.variable_values.coerced)
-            if nodes[0].selection_set is not None
-            else None
-        )
+        selection = None
+        if nodes[0].selection_set is not None:
+            values = info.variable_values
+            # graphql-core 3.3 gives VariableValues; an execution context of Strawberry's a plain dict.
+            variables = values.coerced if isinstance(values, VariableValues) else values
+            selection = ClientSelection(nodes, info.fragments, variables)
         # An AggregatorError propagates as is: graphql-core takes its message and `extensions` dict.
         result = await module.call(integration_id, operation_id, args, headers=headers, selection=selection)
         if isinstance(result, PartialResult):

@@ -1,5 +1,8 @@
 """GraphQL upstreams: an operation's document and params become one request through gql.
 
+What is sent is the document cut down to the client's selection (pushdown.py), with the variables
+the cut still uses; errors at paths the client did not select are dropped from partial results.
+
 The request goes through gql's async HTTPX transport, bound to the integration's one pooled
 ``UpstreamClient`` (so a GraphQL upstream shares the executor, auth, limits and pool exactly as a
 REST one; http.py says why that client is not an ``httpx.AsyncClient`` on the hot path). ``send``

@@ -251,7 +251,7 @@ class _Cutter:
     ) -> SelectionSetNode:
         """The selection set with only the field at ``path[0]`` (then the rest of the path) kept."""
         if not path:
-            return self._below(selection_set, _with_keep(selected, self._keep), parent)
+            return self._below(selection_set, _with_keep(selected, self._keep), parent, self._keep)
         head, rest = path[0], path[1:]
         kept: list[SelectionNode] = []
         for node, node_parent in self._flat(selection_set, parent):
@@ -265,19 +265,27 @@ class _Cutter:
         return self._finish(kept, parent)
 
     def _below(
-        self, selection_set: SelectionSetNode, selected: Wanted | None, parent: GraphQLNamedType | None
+        self,
+        selection_set: SelectionSetNode,
+        selected: Wanted | None,
+        parent: GraphQLNamedType | None,
+        keep: Wanted = (),
     ) -> SelectionSetNode:
+        """The selections ``selected`` wants (None: all); the ``keep`` keys the document lacks are added."""
         kept: list[SelectionNode] = []
         for node in selection_set.selections:
             if isinstance(node, FieldNode):
-                found, below = _lookup(selected, _key(node))
+                key = _key(node)
+                found, below = _lookup(selected, key)
                 if not found:
                     continue
                 if node.selection_set is None:
                     kept.append(node)
                 else:
                     child_type = _field_type(parent, node.name.value)
-                    kept.append(_with_selection(node, self._below(node.selection_set, below, child_type)))
+                    keep_below = next((sub for name, sub in keep if name == key), None) or ()
+                    cut = self._below(node.selection_set, below, child_type, keep_below)
+                    kept.append(_with_selection(node, cut))
             else:
                 condition, inner = self._fragment(node)
                 if inner is None:
@@ -292,6 +300,8 @@ class _Cutter:
                             type_condition=condition, directives=node.directives, selection_set=cut
                         )
                     )
+        present = {_key(node) for node in kept if isinstance(node, FieldNode)}
+        kept.extend(_new_field(key, sub) for key, sub in keep if key not in present)
         return self._finish(kept, parent)
 
     def _fragment(self, node: SelectionNode) -> tuple[NamedTypeNode | None, SelectionSetNode | None]:
@@ -336,6 +346,14 @@ def _with_keep(selected: Wanted | None, keep: Wanted) -> Wanted | None:
     _merge(tree, selected)
     _merge(tree, keep)
     return _freeze(tree)
+
+
+def _new_field(name: str, below: Wanted | None) -> FieldNode:
+    """A field the document does not select, asked for by its name (no arguments)."""
+    selection_set = None
+    if below:
+        selection_set = SelectionSetNode(selections=tuple(_new_field(key, sub) for key, sub in below))
+    return FieldNode(name=NameNode(value=name), selection_set=selection_set)
 
 
 def _key(node: FieldNode) -> str:
