@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from gateway import Gateway, serve_gateway
+from node_clients import apollo_query
 from node_servers import NodeGraphQLServer, graphql_server
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -94,3 +95,18 @@ def test_client_aliases_fragments_and_conditions_reach_the_upstream_as_a_cut(
         "query Repo($owner: String!, $name: String!) "
         "{ repository(owner: $owner, name: $name) { name stargazerCount owner { login } } }"
     )
+
+
+def test_apollo_client_gets_the_data_with_its_default_error_policy(gateway: Gateway) -> None:
+    """Apollo Client, which throws on any error, gets the data of a selection avoiding the failing field."""
+    outcome = apollo_query(gateway.url + "/graphql", '{ gh_repo(owner: "octo", name: "hello") { id name } }')
+    assert outcome.error is None
+    assert set(outcome.data["gh_repo"]) == {"__typename", "id", "name"}
+
+
+def test_apollo_client_throws_when_the_selection_fails(gateway: Gateway) -> None:
+    """The same client throws when its selection does fail upstream: the previous test could fail."""
+    outcome = apollo_query(
+        gateway.url + "/graphql", '{ gh_repo(owner: "o", name: "n") { licenseInfo { key } } }'
+    )
+    assert outcome.error == "license service down"
