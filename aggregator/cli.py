@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -108,6 +109,16 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _endpoint(sock: socket.socket) -> str:
+    """The GraphQL URL a bound socket serves, with the port the kernel chose when 0 was asked for."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/graphql"
+
+
+def _listening(endpoint: str) -> None:
+    print(f"listening on {endpoint}", flush=True)
+
+
 def _stop_quietly(signum: int, frame: FrameType | None) -> NoReturn:
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler it
     # found; this one ends the process with status 0 instead of a KeyboardInterrupt traceback.
@@ -122,7 +133,7 @@ def _quiet_signals() -> None:
 class _Gateway(uvicorn.Server):
     """uvicorn's server, marking the app as draining (``/readyz`` answers 503) once shutdown begins."""
 
-    def __init__(self, app: Starlette, log_level: str, *, access_log: bool = False) -> None:
+    def __init__(self, app: Starlette, log_level: str, *, endpoint: str, access_log: bool = False) -> None:
         # loop/http "auto" pick uvloop and httptools, both installed with uvicorn[standard].
         config = uvicorn.Config(
             app,
@@ -135,10 +146,13 @@ class _Gateway(uvicorn.Server):
         )
         super().__init__(config)
         self._app = app
+        self._endpoint = endpoint
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         _freeze_heap()
+        if not self.should_exit:  # uvicorn sets it when the app's start-up failed
+            _listening(self._endpoint)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._app.state.draining = True
@@ -154,7 +168,7 @@ def _freeze_heap() -> None:
 
 
 def _serve(app: Starlette, sock: socket.socket, log_level: str, *, access_log: bool = False) -> None:
-    _Gateway(app, log_level, access_log=access_log).run(sockets=[sock])
+    _Gateway(app, log_level, endpoint=_endpoint(sock), access_log=access_log).run(sockets=[sock])
 
 
 def _create_app(config: Config) -> Starlette:
@@ -178,13 +192,15 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         _serve(_create_app(config), _bind(args.host, args.port), args.log_level, access_log=args.access_log)
         return
     # Worker processes import the app by name; they find the (already validated) file through the env.
-    _bind(args.host, args.port).close()
     os.environ[CONFIG_ENV] = str(_config_path(args.config).resolve())
+    # The workers share this listening socket (uvicorn's documented --fd): the port is known, also
+    # for --port 0, and a client connecting from now on waits in its backlog until a worker accepts.
+    sock = _bind(args.host, args.port)
+    _listening(_endpoint(sock))
     uvicorn.run(
         "aggregator.cli:app_from_env",
         factory=True,
-        host=args.host,
-        port=args.port,
+        fd=sock.fileno(),
         workers=args.workers,
         log_level=args.log_level,
         access_log=args.access_log,
@@ -198,7 +214,12 @@ def _cmd_check(args: argparse.Namespace) -> None:
     config = _load(args.config)
     _schema_sdl(config)
     operations = sum(len(i.operations) for i in config.integrations.values())
-    print(f"ok: {len(config.integrations)} integrations, {operations} operations")
+    integrations = len(config.integrations)
+    print(f"ok: {_count(integrations, 'integration')}, {_count(operations, 'operation')}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _cmd_schema(args: argparse.Namespace) -> None:
@@ -208,13 +229,11 @@ def _cmd_schema(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     _quiet_signals()
     sock = _bind(args.host, args.port)
-    host, port = sock.getsockname()[:2]
     with running_upstreams() as env:
         os.environ.update(env)
         config = _load(str(DEMO_CONFIG))
         app = _create_app(config)
-        endpoint = f"http://{host}:{port}/graphql"
-        print(_demo_banner(endpoint, env), flush=True)
+        print(_demo_banner(_endpoint(sock), env), flush=True)
         _serve(app, sock, args.log_level)
 
 
@@ -255,6 +274,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aggregator", description="Many external APIs behind one typed, resilient GraphQL endpoint."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = f"the config file (default: ${CONFIG_ENV}, then ./{DEFAULT_CONFIG})"
 
@@ -285,6 +305,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default info)")
     demo.set_defaults(run=_cmd_demo)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("aggregator")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

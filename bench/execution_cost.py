@@ -71,7 +71,7 @@ PRODUCT = {
     "inStock": True,
     "tags": ["x", "y"],
 }
-# Beside the scenarios: the fan-out with @include on variables, alternating per request, which
+# Beside the benchmark's scenarios: the fan-out with @include on variables, alternating per request, which
 # makes the plan keep one variant per combination.
 INCLUDE_QUERY = (
     "query Fanout($a: ID, $b: ID, $full: Boolean!) {"

@@ -6,7 +6,7 @@ A tiny keep-alive HTTP server answering a fixed JSON document runs in a subproce
 its work does not share this process's GIL or event loop). In this process, the same number of
 sequential calls is timed, call by call, for:
 
-  bare      httpx.AsyncClient.get + orjson.loads of the body   (the floor the issue names)
+  bare      httpx.AsyncClient.get + orjson.loads of the body   (the floor: a plain client call)
   same      the same GET on upstreams.http.UpstreamClient        (the floor on the client RestUpstream
             uses: it is not httpx's, so overheads are taken from here)
   upstream  RestUpstream.prepare + send                        (the REST layer, no executor)
@@ -14,7 +14,7 @@ sequential calls is timed, call by call, for:
   rejected  Executor.run with the breaker open                 (CIRCUIT_OPEN, nothing sent)
 
 Variants alternate within every round so that drift on a noisy machine hits them alike. Reported:
-median and p90 microseconds per call over all rounds, and the differences the issue asks about.
+median and p90 microseconds per call over all rounds, and what each layer adds to the one below it.
 This is a benchmark, not a test: nothing is asserted.
 """
 

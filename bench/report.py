@@ -1,4 +1,4 @@
-"""The Markdown report: a table per scenario, the aggregator / Hive Gateway ratios, and the issue's targets.
+"""The Markdown report: a table per scenario, the aggregator / Hive Gateway ratios, and the targets.
 
 Only ratios measured in the same run mean anything on a shared 2-core machine; the absolute figures are
 printed so that a reader can see what the ratios are made of.
@@ -13,7 +13,7 @@ from loadgen import LoadResult
 from scenarios import FANOUT_DELAY_MS, SCENARIOS
 
 TARGET_TITLES = {"direct": "direct upstream", "aggregator": "aggregator", "hive": "Hive Gateway"}
-# Targets of issue 6.
+# The project's performance targets, against Hive Gateway in the same run.
 RPS_TARGETS = {"rest": 1.5, "fanout": 1.5, "graphql": 1.0}
 MAX_ADDED_P50_MS = 0.7
 MAX_RSS_SHARE = 0.2
@@ -106,7 +106,7 @@ def _verdict(ok: bool | None) -> str:
 
 
 def _targets(points: Sequence[Point], info: RunInfo) -> list[str]:
-    lines = ["| target (issue 6) | measured | verdict |", "|---|---|---|"]
+    lines = ["| target | measured | verdict |", "|---|---|---|"]
     for scenario, wanted in RPS_TARGETS.items():
         for metric in ("req/s", "req per CPU-s"):
             parts, oks = [], []
@@ -180,7 +180,7 @@ def render(points: Sequence[Point], info: RunInfo, clients: Sequence[int]) -> st
     out += ["Command: `" + info.command + "`", ""]
     out += ["## Machine and settings", "", *(f"- {line}" for line in (*info.machine, *info.settings)), ""]
     out += ["## Ratios aggregator / Hive Gateway (same run)", "", *_ratio_table(points, clients), ""]
-    out += ["## Issue 6 targets", "", *_targets(points, info), ""]
+    out += ["## Performance targets", "", *_targets(points, info), ""]
     out += ["## Results per scenario", ""]
     for scenario in SCENARIOS:
         out += [f"### {scenario.key}: {scenario.title}", "", *_scenario_table(points, scenario.key), ""]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import socket
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib.metadata import version
 from itertools import takewhile
 from pathlib import Path
 
@@ -112,6 +114,30 @@ def wait_ready(process: subprocess.Popen[str], base_url: str) -> None:
     pytest.fail(f"not ready within {READY_SECONDS}s:\n{process.communicate()[1]}")
 
 
+def listening_url(process: subprocess.Popen[str]) -> str:
+    """The base URL from the `listening on http://HOST:PORT/graphql` line serve prints once listening."""
+    found: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("listening on "):
+                found.put(line.removeprefix("listening on ").rstrip("\n"))
+                return
+        found.put("")  # the process ended without saying it
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        endpoint = found.get(timeout=READY_SECONDS)
+    except queue.Empty:
+        process.kill()
+        pytest.fail(f"no listening line within {READY_SECONDS}s:\n{process.communicate()[1]}")
+    if not endpoint:
+        pytest.fail(f"exited with {process.wait()} without a listening line:\n{process.communicate()[1]}")
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/graphql", endpoint), endpoint
+    return endpoint.removesuffix("/graphql")
+
+
 def stop(process: subprocess.Popen[str], signum: int = signal.SIGTERM) -> tuple[str, str]:
     process.send_signal(signum)
     try:
@@ -155,6 +181,22 @@ def test_check_accepts_the_bundled_config_and_counts_what_it_found() -> None:
     result = run("check", "-c", str(DEMO_CONFIG))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"ok: {len(config.integrations)} integrations, {operations} operations\n"
+
+
+def test_check_counts_one_integration_in_the_singular(tmp_path: Path) -> None:
+    """One integration with one operation is "1 integration, 1 operation"."""
+    config = tmp_path / "one.yaml"
+    config.write_text(
+        "integrations:\n  users:\n    base_url: http://127.0.0.1:9\n    operations: {me: {path: /me}}\n"
+    )
+    result = run("check", "-c", str(config))
+    assert result.stdout == "ok: 1 integration, 1 operation\n", result.stderr
+
+
+def test_version_prints_the_installed_package_version() -> None:
+    """--version prints the version the package was installed as, and exits 0."""
+    result = run("--version")
+    assert (result.returncode, result.stdout) == (0, f"aggregator {version('aggregator')}\n")
 
 
 def test_check_prints_every_problem_as_file_line_key_message_and_exits_2(tmp_path: Path) -> None:
@@ -344,26 +386,40 @@ def test_serve_lets_an_in_flight_request_finish_on_sigterm(tmp_path: Path, gatew
     assert process.returncode == 0, err
 
 
-def test_serve_with_several_workers_answers_queries(tmp_path: Path, demo_api: str, gateway_port: int) -> None:
-    """--workers 2 serves the same config from two processes."""
-    config = good_config(tmp_path, demo_api)
+def test_serve_on_port_0_prints_the_port_it_got_and_serves_there(tmp_path: Path, demo_api: str) -> None:
+    """--port 0: the kernel picks a free port; the one `listening on` line names it, and it answers."""
     process = start(
         "serve",
         "-c",
-        str(config),
+        str(good_config(tmp_path, demo_api)),
         "--port",
-        str(gateway_port),
-        "--workers",
-        "2",
+        "0",
         env={"DEMO_TOKEN_FOR_TEST": DEMO_TOKEN},
     )
-    base_url = f"http://127.0.0.1:{gateway_port}"
     try:
+        base_url = listening_url(process)
+        result = query(base_url, '{ users_getUser(id: "2") { name } }')
+    finally:
+        out, err = stop(process)
+    assert result == {"data": {"users_getUser": {"name": "Grace Hopper"}}}
+    assert "listening on" not in out, "printed more than once"
+    assert err.count("Shutting down") == 1, err
+
+
+def test_serve_with_several_workers_answers_queries(tmp_path: Path, demo_api: str) -> None:
+    """--workers 2 serves the same config from two processes, on the one port it prints."""
+    config = good_config(tmp_path, demo_api)
+    process = start(
+        "serve", "-c", str(config), "--port", "0", "--workers", "2", env={"DEMO_TOKEN_FOR_TEST": DEMO_TOKEN}
+    )
+    try:
+        base_url = listening_url(process)
         wait_ready(process, base_url)
         result = query(base_url, '{ users_getUser(id: "3") { name } }')
     finally:
-        _, err = stop(process)
+        out, err = stop(process)
     assert result == {"data": {"users_getUser": {"name": "Alan Turing"}}}
+    assert "listening on" not in out, "printed more than once"
     assert process.returncode == 0, err
     assert "Traceback" not in err
 
@@ -450,9 +506,10 @@ def test_the_demo_serves_graphiql_from_the_gateway(demo: Demo) -> None:
 
 
 def test_the_demo_stops_cleanly_on_sigterm(gateway_port: int) -> None:
-    """SIGTERM ends the gateway and its upstreams: status 0, no traceback."""
+    """SIGTERM ends the gateway and its upstreams: status 0, no traceback, "Shutting down" said once."""
     process = start("demo", "--port", str(gateway_port))
     wait_ready(process, f"http://127.0.0.1:{gateway_port}")
     _, err = stop(process)
     assert process.returncode == 0, err
     assert "Traceback" not in err
+    assert err.count("Shutting down") == 1, err

@@ -57,9 +57,9 @@ def one_operation(body: str, env: dict[str, str] | None = None) -> Operation:
 # --- the good path ------------------------------------------------------------------------------------
 
 
-def test_issue_example_loads_with_every_value_resolved() -> None:
+def test_the_contract_example_loads_with_every_value_resolved() -> None:
     """The full example of the contract loads, with durations, defaults and placements resolved."""
-    config = load(GOOD / "issue2_example.yaml", env={"USERS_TOKEN": TOKEN})
+    config = load(GOOD / "contract_example.yaml", env={"USERS_TOKEN": TOKEN})
     users = config.integrations["users"]
     assert users.base_url == "http://127.0.0.1:9001/api"
     assert users.description == "User directory"

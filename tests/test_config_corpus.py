@@ -163,14 +163,14 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-EXAMPLE = yaml.safe_load((CONFIGS / "good" / "issue2_example.yaml").read_text(encoding="utf-8"))
+EXAMPLE = yaml.safe_load((CONFIGS / "good" / "contract_example.yaml").read_text(encoding="utf-8"))
 EXAMPLE_PATHS = [path for path in _paths(EXAMPLE) if path]
 
 
 @GENERATED
 @given(st.sampled_from(EXAMPLE_PATHS), VALUES)
 def test_mutated_example_is_loaded_or_refused(path: tuple[Any, ...], value: Any) -> None:
-    """The issue's example with any one value replaced by a random one loads or raises ConfigError."""
+    """The contract example with any one value replaced by a random one loads or raises ConfigError."""
     document = copy.deepcopy(EXAMPLE)
     parent = document
     for step in path[:-1]:

@@ -1,13 +1,15 @@
-"""Small Starlette upstreams the tests run on loopback with ``servers.serve_asgi``.
+"""Small upstreams the tests run on loopback with ``servers.serve_asgi``.
 
 ``behaviour_app`` answers every request by echoing what it received (``/echo/...``) or by acting out
-a failure mode (``/status/{code}``, ``/big``, ``/malformed``...). ``OAuthServer`` is a client
-credentials token endpoint plus a protected API, with counters and switches for the tests.
+a failure mode (``/status/{code}``, ``/big``, ``/malformed``...). ``RecordingUpstream`` keeps every
+request exactly as it arrived and answers each with the ``Answer`` a test set. ``OAuthServer`` is a
+client credentials token endpoint plus a protected API, with counters and switches for the tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -15,8 +17,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-__all__ = ["OAuthServer", "TokenMode", "behaviour_app"]
+__all__ = ["Answer", "OAuthServer", "Received", "RecordingUpstream", "TokenMode", "behaviour_app"]
 
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 _CHUNK = 64 * 1024
@@ -84,6 +87,65 @@ def behaviour_app() -> Starlette:
             ),
         ]
     )
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as it arrived: the target's bytes unparsed, header names lower-cased, in order."""
+
+    method: str
+    path: str
+    query_string: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query_string, keep_blank_values=True)
+
+    def header(self, name: str) -> list[str]:
+        """Every value received for ``name`` (any case), in order."""
+        return [value for key, value in self.headers if key == name.lower()]
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int = 200
+    body: bytes = b"{}"
+    headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
+
+
+@dataclass
+class RecordingUpstream:
+    """An ASGI upstream that records each request in ``received`` and answers it with ``answer``."""
+
+    answer: Answer = field(default_factory=Answer)
+    received: list[Received] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.answer = Answer()
+        self.received.clear()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "http"
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        self.received.append(
+            Received(
+                method=scope["method"],
+                path=scope["raw_path"].decode("latin-1"),
+                query_string=scope["query_string"].decode("latin-1"),
+                headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]),
+                body=body,
+            )
+        )
+        answer = self.answer
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
 
 TokenMode = Literal["ok", "error_500", "bad_json", "no_token", "invalid_client"]

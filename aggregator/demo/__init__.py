@@ -8,6 +8,7 @@ loads :data:`CONFIG_PATH` as any other config.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -43,6 +44,16 @@ query Demo {
 """
 
 _START_TIMEOUT = 10.0
+_THREAD_PREFIX = "demo upstream "
+
+
+class _QuietLifecycle(logging.Filter):
+    """uvicorn's logger is one per process: without this, each demo upstream would announce its own
+    start and shutdown ("Shutting down" three times on Ctrl-C). Their warnings and errors still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        thread = record.threadName or ""
+        return record.levelno >= logging.WARNING or not thread.startswith(_THREAD_PREFIX)
 
 
 class BackgroundServer:
@@ -60,7 +71,10 @@ class BackgroundServer:
         config = uvicorn.Config(app, log_config=None, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"demo {self.url}", daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"{_THREAD_PREFIX}{self.url}",
+            daemon=True,
         )
 
     def start(self) -> None:
@@ -83,6 +97,9 @@ class BackgroundServer:
 def running_upstreams(host: str = "127.0.0.1") -> Iterator[dict[str, str]]:
     """Serve every demo upstream on a free port; yields the env vars the demo config reads."""
     with ExitStack() as stack:
+        quiet, logger = _QuietLifecycle(), logging.getLogger("uvicorn.error")
+        logger.addFilter(quiet)
+        stack.callback(logger.removeFilter, quiet)
         env: dict[str, str] = {}
         for name, factory in UPSTREAMS.items():
             server = BackgroundServer(factory(), host)

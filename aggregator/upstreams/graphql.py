@@ -8,7 +8,7 @@ The request goes through gql's async HTTPX transport, bound to the integration's
 REST one; http.py says why that client is not an ``httpx.AsyncClient`` on the hot path). ``send``
 makes one attempt; the executor around it retries, breaks and times out.
 
-Decisions where the issue is silent:
+How it behaves:
 
 - HTTP 408, 429 and 5xx are errors whatever the body says (a 503 with a GraphQL ``errors`` body is
   still an overloaded upstream); other statuses with a GraphQL body are read as GraphQL results.

@@ -3,15 +3,21 @@
 Param checks, the integration's headers, forwarded headers, credentials per attempt, and the set
 of values that errors must never show.
 
-Header precedence, lowest first: integration ``headers``, header params, forwarded headers, ``auth``
-— unless ``forward_headers`` lists the header with ``override_auth: true``: then the forwarded value
-wins (auth still applies when the incoming request lacks it). ``X-Request-Id`` is always forwarded.
+When several sources set the same header (names ignore case), the later one in this list wins:
+
+1. the integration's ``headers``;
+2. forwarded headers (``forward_headers``, and ``X-Request-Id`` always);
+3. header params: an argument the caller wrote into the operation is more specific than a header
+   its client happened to send, so a forwarded header of that name is not used at all;
+4. ``auth``: the gateway's credentials are never replaced by accident; except that a forwarded header
+   listed with ``override_auth: true`` (and not replaced by a header param) wins over ``auth``, whose
+   header is then not even obtained. Without the incoming header, ``auth`` applies as usual.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from aggregator.config.models import Integration, Operation, Secret
@@ -59,13 +65,20 @@ class RequestParts:
             raise InvalidParams(f"{where}: missing required param(s) {', '.join(missing)}")
 
     def forward(
-        self, where: str, headers: dict[str, str], incoming: Mapping[str, str] | None
+        self,
+        where: str,
+        headers: dict[str, str],
+        incoming: Mapping[str, str] | None,
+        *,
+        explicit: Collection[str] = (),
     ) -> frozenset[str]:
-        """Copy the forwardable ``incoming`` headers into ``headers``; the lower-cased names copied."""
+        """Copy the forwardable ``incoming`` headers into ``headers``, except those ``explicit`` (the
+        operation's header params) names; the lower-cased names copied."""
         forwarded: set[str] = set()
+        replaced = {name.lower() for name in explicit}
         for name, value in (incoming or {}).items():
             lowered = name.lower()
-            if lowered in self._forward and lowered not in CONNECTION_HEADERS:
+            if lowered in self._forward and lowered not in CONNECTION_HEADERS and lowered not in replaced:
                 set_header(headers, name, header_value(where, name, value))
                 forwarded.add(lowered)
         return frozenset(forwarded)

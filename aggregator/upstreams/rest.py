@@ -4,13 +4,11 @@
 body). ``send`` makes exactly one attempt on the integration's shared client; retries, the breaker
 and the attempt timeout belong to the executor around it.
 
-Decisions where the issue is silent:
+How it behaves:
 
 - Credentials are applied in ``send``, on every attempt, so a refreshed OAuth2 token is used by the
-  attempt after a 401 and by executor retries. Header precedence, lowest first: integration
-  ``headers``, header params, ``auth``, forwarded headers (listing a header in ``forward_headers`` is
-  the explicit "forwarded wins"; auth still applies when the incoming request lacks it).
-  ``X-Request-Id`` is always forwarded.
+  attempt after a 401 and by executor retries. Which value of a header is sent is decided in one
+  place, ``request.py`` (its docstring gives the order).
 - Redirects are not followed (credentials must not travel to another host): a 3xx answer is an
   UpstreamHTTPError carrying its status, which the breaker counts as the upstream being healthy.
 - A 2xx answer is decoded as JSON. An empty body, 204, 205 or a HEAD request give None. A body that
@@ -135,7 +133,7 @@ class RestUpstream(HttpUpstream):
         self._parts.check_params(where, operation, params)
 
         query = list(route.query)
-        headers = dict(self._parts.headers)
+        header_params: dict[str, str] = {}
         segments: dict[str, str] = {}
         body_params: list[Param] = []
         for param in operation.params:
@@ -149,9 +147,12 @@ class RestUpstream(HttpUpstream):
             elif param.location == "query":
                 query.extend((param.wire, _text(item)) for item in _items(value))
             else:
-                set_header(headers, param.wire, header_value(where, param.wire, _text(value)))
+                header_params[param.wire] = header_value(where, param.wire, _text(value))
 
-        forwarded = self._parts.forward(where, headers, forwarded_headers)
+        headers = dict(self._parts.headers)
+        forwarded = self._parts.forward(where, headers, forwarded_headers, explicit=header_params.keys())
+        for name, value in header_params.items():
+            set_header(headers, name, value)
 
         body = _body(where, body_params, params)
         if body is not None and not any(k.lower() == "content-type" for k in headers):
