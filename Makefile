@@ -14,11 +14,12 @@ STAMP  := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml build_backend.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# The asset fetcher is idempotent (it checks the pinned versions are in place), so it always runs.
+# The install's build fetches GraphiQL's assets (build_backend.py); the fetcher runs here too, for a
+# tree whose assets were deleted since. It does nothing when the pinned versions are in place.
 install: $(STAMP)
 	$(BIN)/python -m aggregator.server.assets
 

@@ -1,9 +1,10 @@
-"""GraphiQL's browser assets, fetched from the npm registry at install or build time, never committed.
+"""GraphiQL's browser assets, fetched from the npm registry when the package is built, never committed.
 
 Gateways often run where browsers cannot reach a CDN, so the page at ``GET /graphql`` loads React,
 ReactDOM and GraphiQL from the gateway itself. This fetcher needs only the standard library (a fresh
-machine may have Python and pip but no npm): it downloads the pinned package tarballs, refuses any whose
-sha512 differs from the pinned npm ``dist.integrity``, and extracts only the files the page uses.
+machine may have Python and pip but no npm, and the build backend, ``build_backend.py``, imports it where
+only setuptools is installed): it downloads the pinned package tarballs, refuses any whose sha512
+differs from the pinned npm ``dist.integrity``, and extracts only the files the page uses.
 
 ``python -m aggregator.server.assets`` does nothing when the pinned versions are already in place.
 """
