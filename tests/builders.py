@@ -6,6 +6,7 @@ from typing import Any
 
 from aggregator.config.models import (
     IDEMPOTENT_METHODS,
+    Config,
     HttpMethod,
     Integration,
     Operation,
@@ -13,8 +14,10 @@ from aggregator.config.models import (
     ParamLocation,
     TypeExpr,
 )
+from aggregator.module import IntegrationModule
+from aggregator.schema import build_schema
 
-__all__ = ["integration", "operation", "param", "type_expr"]
+__all__ = ["gateway_sdl", "integration", "operation", "param", "type_expr"]
 
 
 def type_expr(text: str) -> TypeExpr:
@@ -53,3 +56,9 @@ def operation(
 
 def integration(base_url: str, *operations: Operation, id: str = "users", **fields: Any) -> Integration:
     return Integration(id=id, base_url=base_url, operations={op.id: op for op in operations}, **fields)
+
+
+def gateway_sdl(config: Config) -> str:
+    """The SDL of the schema `serve` builds for ``config`` (with the types known without upstreams)."""
+    module = IntegrationModule(config)
+    return build_schema(module.typed_config(config), module).as_str()

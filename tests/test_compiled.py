@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -17,13 +17,16 @@ import pytest
 import strawberry
 from graphql import (
     ExecutionResult,
+    GraphQLCompositeType,
     GraphQLField,
     GraphQLFormattedError,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLUnionType,
     OperationDefinitionNode,
     execute,
     get_named_type,
@@ -38,11 +41,30 @@ from graphql import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.config import loads
+from aggregator.config import (
+    Config,
+    EnumType,
+    EnumValue,
+    InterfaceType,
+    NamedType,
+    ObjectType,
+    Operation,
+    Param,
+    ScalarType,
+    TypeExpr,
+    UnionType,
+    loads,
+)
 from aggregator.errors import CircuitOpen, UpstreamTimeout
 from aggregator.module import IntegrationModule
 from aggregator.schema import RequestContext, build_schema, execution
-from aggregator.schema.compiled import MAX_VARIANTS, CompiledOperation, compile_operation, operation_resolver
+from aggregator.schema.compiled import (
+    MAX_VARIANTS,
+    CompiledOperation,
+    TypeResolver,
+    compile_operation,
+    operation_resolver,
+)
 from aggregator.upstreams.selection import ClientSelection
 
 CONFIG = """
@@ -122,9 +144,66 @@ class Gateway:
         return compile_operation(self.core, document, operation)
 
 
-def gateway(config_text: str = CONFIG) -> Gateway:
-    """The schema built from ``config_text``, its module's calls answered by a FakeUpstreams."""
-    config = loads(config_text)
+def typed_config() -> Config:
+    """CONFIG plus the types importers and GraphQL upstreams add: an enum whose wire values differ from
+    its names, a custom scalar, an interface, a union by ``__typename`` and one by a discriminator."""
+    config = loads(CONFIG)
+    user = config.types["User"]
+    assert isinstance(user, ObjectType)
+    named = TypeExpr
+    extra = {
+        "color": named("Color"),
+        "site": named("Url"),
+        "buddy": named("Actor"),
+        "nodes": TypeExpr(of=named("Node")),
+    }
+    types: dict[str, NamedType] = {
+        **config.types,
+        "User": replace(user, fields={**user.fields, **extra}, interfaces=("Node",)),
+        "Node": InterfaceType("Node", {"id": named("ID", non_null=True), "name": named("String")}),
+        "Robot": ObjectType(
+            "Robot",
+            {
+                "id": named("ID", non_null=True),
+                "name": named("String"),
+                "model": named("Int"),
+                "color": named("Color"),
+                "owner": named("User"),
+            },
+            interfaces=("Node",),
+        ),
+        "Actor": UnionType("Actor", ("User", "Robot")),
+        "Thing": UnionType(
+            "Thing", ("Robot", "Address"), discriminator="kind", mapping={"bot": "Robot", "place": "Address"}
+        ),
+        "Color": EnumType(
+            "Color",
+            (
+                EnumValue("RED", "red", description="warm"),
+                EnumValue("GREEN", "green"),
+                EnumValue("BLUE", "blue", deprecation_reason="use GREEN"),
+            ),
+        ),
+        "Url": ScalarType("Url", specified_by="https://url.spec.whatwg.org/"),
+    }
+    users = config.integrations["users"]
+
+    def op(oid: str, returns: TypeExpr, *params: Param) -> Operation:
+        return Operation(oid, path=f"/{oid}", params=params, returns=returns, field=f"users_{oid}")
+
+    operations = {
+        **users.operations,
+        "getNode": op("getNode", named("Node"), Param("id", named("ID", non_null=True), "query")),
+        "search": op("search", TypeExpr(of=named("Actor")), Param("color", named("Color"), "query")),
+        "thing": op("thing", named("Thing")),
+    }
+    integrations = {"users": replace(users, operations=operations)}
+    return replace(config, types=types, integrations=integrations)
+
+
+def gateway(config: Config | None = None) -> Gateway:
+    """The schema built from ``config`` (default: typed_config()), its calls answered by a FakeUpstreams."""
+    config = config or typed_config()
     module = IntegrationModule(config)
     upstreams = FakeUpstreams()
     module.call = upstreams.call  # type: ignore[method-assign]
@@ -203,27 +282,52 @@ SCALARS: dict[str, st.SearchStrategy[Any]] = {
     "Boolean": st.booleans(),
     "DateTime": st.sampled_from(["2024-01-02T03:04:05+00:00", "not a date"]),
     "JSON": json_values,
+    "Url": json_values,
+    # Wire values; a name instead of a wire value is an upstream mistake like any other.
+    "Color": st.sampled_from(["red", "green", "blue", "RED"]),
 }
 
 
-def answers_for(type_: GraphQLOutputType, depth: int = 0) -> st.SearchStrategy[Any]:
+def answers_for(schema: GraphQLSchema, type_: GraphQLOutputType, depth: int = 0) -> st.SearchStrategy[Any]:
     """Values for ``type_``: mostly the right shape, with nulls and wrong shapes mixed in at every level."""
     nullable = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
     if depth > MAX_DEPTH:
         return st.none()
     if isinstance(nullable, GraphQLList):
-        right: st.SearchStrategy[Any] = st.lists(answers_for(nullable.of_type, depth + 1), max_size=2)
+        right: st.SearchStrategy[Any] = st.lists(answers_for(schema, nullable.of_type, depth + 1), max_size=2)
     elif isinstance(nullable, GraphQLObjectType):
-        # Every key but a few: deep positions are reached, and missing keys still occur.
-        fields = {name: answers_for(f.type, depth + 1) for name, f in nullable.fields.items()}
-        missing = st.sets(st.sampled_from(sorted(fields)), max_size=3)
-        right = st.tuples(st.fixed_dictionaries(fields), missing).map(
-            lambda drawn: {key: value for key, value in drawn[0].items() if key not in drawn[1]}
-        )
+        right = object_answers(schema, nullable, depth)
+    elif isinstance(nullable, GraphQLInterfaceType | GraphQLUnionType):
+        right = abstract_answers(schema, nullable, depth)
     else:
         # Leaves are where most wrong values are met; containers mostly hold what they should.
         return weighted((2, SCALARS[nullable.name]), (1, st.none()), (2, wrong_values))
     return weighted((4, right), (1, st.none()), (1, wrong_values))
+
+
+def object_answers(schema: GraphQLSchema, type_: GraphQLObjectType, depth: int) -> st.SearchStrategy[Any]:
+    """Every key but a few: deep positions are reached, and missing keys still occur."""
+    fields = {name: answers_for(schema, f.type, depth + 1) for name, f in type_.fields.items()}
+    missing = st.sets(st.sampled_from(sorted(fields)), max_size=3)
+    return st.tuples(st.fixed_dictionaries(fields), missing).map(
+        lambda drawn: {key: value for key, value in drawn[0].items() if key not in drawn[1]}
+    )
+
+
+def abstract_answers(
+    schema: GraphQLSchema, type_: GraphQLInterfaceType | GraphQLUnionType, depth: int
+) -> st.SearchStrategy[Any]:
+    """An object of one of the possible types, named as the type's resolver reads it: mostly right,
+    sometimes naming nothing, a type that is not possible, or not saying at all."""
+    resolver = type_.resolve_type
+    assert isinstance(resolver, TypeResolver)
+    by_name = {name: value for value, name in resolver.mapping.items()}
+    tags = [by_name.get(t.name, t.name) for t in schema.get_possible_types(type_)]
+    tag = weighted((6, st.sampled_from(tags)), (1, st.sampled_from(["Nope", "Query"])), (1, st.none()))
+    objects = st.one_of([object_answers(schema, t, depth) for t in schema.get_possible_types(type_)])
+    return st.tuples(objects, tag).map(
+        lambda drawn: drawn[0] if drawn[1] is None else {**drawn[0], resolver.key: drawn[1]}
+    )
 
 
 def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
@@ -233,6 +337,7 @@ def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[
 
 @dataclass
 class DocumentParts:
+    schema: GraphQLSchema
     fragments: list[str] = field(default_factory=list)
     fragment_types: dict[str, str] = field(default_factory=dict)
     variables: set[str] = field(default_factory=set)
@@ -246,15 +351,28 @@ def _directive(draw: st.DrawFn, parts: DocumentParts) -> str:
     return directive
 
 
+def _related(schema: GraphQLSchema, type_: GraphQLCompositeType) -> list[GraphQLCompositeType]:
+    """Types a fragment inside a selection on ``type_`` may be on: itself, and those it overlaps."""
+    if isinstance(type_, GraphQLObjectType):
+        unions = [t for t in schema.type_map.values() if isinstance(t, GraphQLUnionType) and type_ in t.types]
+        return [type_, *type_.interfaces, *unions]
+    return [type_, *schema.get_possible_types(type_)]
+
+
 def _selection_set(
-    draw: st.DrawFn, parts: DocumentParts, type_: GraphQLObjectType, depth: int, nesting: int = 0
+    draw: st.DrawFn,
+    parts: DocumentParts,
+    type_: GraphQLCompositeType,
+    depth: int,
+    nesting: int = 0,
 ) -> str:
     """A selection set on ``type_``: ``depth`` counts objects above it, ``nesting`` fragments around it."""
-    leaves = sorted(name for name, f in type_.fields.items() if not is_object_like(f.type))
-    objects = sorted(name for name, f in type_.fields.items() if is_object_like(f.type))
-    kinds = ["leaf", "leaf", "leaf", "typename"]
+    fields = {} if isinstance(type_, GraphQLUnionType) else type_.fields
+    leaves = sorted(name for name, f in fields.items() if not is_object_like(f.type))
+    objects = sorted(name for name, f in fields.items() if is_object_like(f.type))
+    kinds = ["leaf", "leaf", "leaf", "typename"] if leaves else ["typename"]
     kinds += ["object", "object"] if objects and depth < MAX_DEPTH else []
-    kinds += ["inline", "spread"] if nesting < 2 else []
+    kinds += ["inline", "spread", "inline"] if nesting < 2 else []
     items: list[str] = []
     for _ in range(draw(st.integers(1, 5))):
         kind = draw(st.sampled_from(kinds))
@@ -264,19 +382,21 @@ def _selection_set(
             name = draw(st.sampled_from(leaves if kind == "leaf" else objects))
             # One alias always names the same field: merged, never conflicting.
             alias = draw(st.sampled_from(["", f"{name}A: ", f"{name}B: "]))
-            named = get_named_type(type_.fields[name].type)
+            named = get_named_type(fields[name].type)
             sub = (
                 " " + _selection_set(draw, parts, named, depth + 1)
-                if isinstance(named, GraphQLObjectType)
+                if isinstance(named, GraphQLCompositeType)
                 else ""
             )
             items.append(f"{alias}{name}{_directive(draw, parts)}{sub}")
         elif kind == "inline":
-            condition = draw(st.sampled_from(["", f" on {type_.name}"]))
-            body = _selection_set(draw, parts, type_, depth, nesting + 1)
+            on = draw(st.sampled_from([None, *_related(parts.schema, type_)]))
+            condition = "" if on is None else f" on {on.name}"
+            body = _selection_set(draw, parts, on or type_, depth, nesting + 1)
             items.append(f"...{condition}{_directive(draw, parts)} {body}")
         else:
-            same_type = [name for name, on in parts.fragment_types.items() if on == type_.name]
+            on = draw(st.sampled_from(_related(parts.schema, type_)))
+            same_type = [name for name, fragment_on in parts.fragment_types.items() if fragment_on == on.name]
             reuse: bool = draw(st.booleans()) if same_type else False
             if reuse:
                 name = draw(st.sampled_from(same_type))
@@ -284,28 +404,38 @@ def _selection_set(
                 index = len(parts.fragments)
                 name = f"F{index}"
                 parts.fragments.append("")  # the name is taken before the body, which may add fragments
-                body = _selection_set(draw, parts, type_, depth, nesting + 1)
-                parts.fragments[index] = f"fragment {name} on {type_.name} {body}"
+                body = _selection_set(draw, parts, on, depth, nesting + 1)
+                parts.fragments[index] = f"fragment {name} on {on.name} {body}"
                 # Known only now, so that no fragment spreads itself.
-                parts.fragment_types[name] = type_.name
+                parts.fragment_types[name] = on.name
             items.append(f"...{name}{_directive(draw, parts)}")
     return "{ " + " ".join(items) + " }"
 
 
 def is_object_like(type_: GraphQLOutputType) -> bool:
-    return isinstance(get_named_type(type_), GraphQLObjectType)
+    return isinstance(get_named_type(type_), GraphQLCompositeType)
 
 
 ROOT_QUERIES = {
     "users_getUser": ["(id: $id)", '(id: "7")'],
     "users_listUsers": ["", "(limit: 3)", "(limit: $limit)"],
     "users_ping": [""],
+    "users_getNode": ["(id: $id)"],
+    "users_search": ["", "(color: RED)", "(color: $color)"],
+    "users_thing": [""],
 }
 ROOT_MUTATIONS = {
     "users_createUser": ['(input: {id: "1", name: "n", address: {zip: "z"}})', "(input: $input)"],
     "users_deleteUser": ["(id: $id)"],
 }
-VARIABLE_TYPES = {"id": "ID!", "limit": "Int", "input": "UserInput!", "c0": "Boolean!", "c1": "Boolean!"}
+VARIABLE_TYPES = {
+    "id": "ID!",
+    "limit": "Int",
+    "input": "UserInput!",
+    "color": "Color",
+    "c0": "Boolean!",
+    "c1": "Boolean!",
+}
 
 
 @st.composite
@@ -315,7 +445,7 @@ def requests(draw: st.DrawFn, schema: GraphQLSchema) -> tuple[str, dict[str, Any
     roots = ROOT_MUTATIONS if mutation else ROOT_QUERIES
     root_type = schema.mutation_type if mutation else schema.query_type
     assert root_type is not None
-    parts = DocumentParts()
+    parts = DocumentParts(schema)
     items: list[str] = []
     for _ in range(draw(st.integers(1, 4))):
         name = draw(st.sampled_from([*sorted(roots), *sorted(roots), "__typename"]))
@@ -323,11 +453,11 @@ def requests(draw: st.DrawFn, schema: GraphQLSchema) -> tuple[str, dict[str, Any
             items.append("__typename" + _directive(draw, parts))
             continue
         args = draw(st.sampled_from(roots[name]))
-        parts.variables.update(v for v in ("id", "limit", "input") if f"${v}" in args)
+        parts.variables.update(v for v in ("id", "limit", "input", "color") if f"${v}" in args)
         # Each root alias has one argument list: merged where repeated, never conflicting.
         alias = f"{name}_{roots[name].index(args)}: "
         named = get_named_type(root_type.fields[name].type)
-        sub = " " + _selection_set(draw, parts, named, 1) if isinstance(named, GraphQLObjectType) else ""
+        sub = " " + _selection_set(draw, parts, named, 1) if isinstance(named, GraphQLCompositeType) else ""
         items.append(f"{alias}{name}{args}{_directive(draw, parts)}{sub}")
     definitions = ", ".join(f"${v}: {VARIABLE_TYPES[v]}" for v in sorted(parts.variables))
     head = f"{'mutation' if mutation else 'query'} Op{f'({definitions})' if definitions else ''}"
@@ -336,6 +466,7 @@ def requests(draw: st.DrawFn, schema: GraphQLSchema) -> tuple[str, dict[str, Any
         "id": st.text(min_size=1, max_size=3) | st.integers(0, 9),
         "limit": st.none() | st.integers(0, 5),
         "input": st.just({"id": "1", "address": {"zip": "z"}}),
+        "color": st.sampled_from([None, "RED", "GREEN", "BLUE"]),
         "c0": st.booleans(),
         "c1": st.booleans(),
     }
@@ -354,7 +485,10 @@ def upstream_answers(schema: GraphQLSchema) -> st.SearchStrategy[dict[str, Any]]
     fields: dict[str, GraphQLField] = {**schema.query_type.fields, **schema.mutation_type.fields}  # type: ignore[union-attr]
     operations = {name.removeprefix("users_"): f for name, f in fields.items() if name.startswith("users_")}
     return st.fixed_dictionaries(
-        {operation: weighted((4, answers_for(f.type)), (1, failures)) for operation, f in operations.items()}
+        {
+            operation: weighted((4, answers_for(schema, f.type)), (1, failures))
+            for operation, f in operations.items()
+        }
     )
 
 
@@ -597,7 +731,7 @@ async def test_a_field_whose_resolver_is_not_ours_falls_back_to_graphql_core() -
 
 
 def test_a_field_of_an_abstract_type_gets_no_plan() -> None:
-    """Interfaces and unions are graphql-core's: their runtime type is its resolve_type's business."""
+    """Interfaces and unions the gateway did not build (no TypeResolver) are run by graphql-core."""
     schema = build_sdl_schema(
         "interface Node { id: ID } type Thing implements Node { id: ID } type Query { node: Node }"
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from builders import gateway_sdl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,15 +54,17 @@ def test_broken_file_is_refused_with_the_announced_problem(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", GOOD, ids=lambda path: path.stem)
-def test_good_file_loads(path: Path) -> None:
-    """Every file under configs/good is a valid config."""
-    assert load(path, env=ENV).integrations
+def test_good_file_loads_and_builds_its_schema(path: Path) -> None:
+    """Every file under configs/good is a valid config, and its gateway schema builds."""
+    config = load(path, env=ENV)
+    assert config.integrations
+    assert gateway_sdl(config)
 
 
 # --- generated configs ----------------------------------------------------------------------------------
 
 KEYS = [
-    *("defaults", "types", "integrations", "server", "users", "User", "getUser", "id"),
+    *("defaults", "types", "integrations", "server", "users", "User", "Simple_User", "getUser", "id"),
     *("description", "type", "base_url", "auth", "headers", "timeout", "max_concurrency", "retry"),
     *("circuit_breaker", "forward_headers", "schema", "operations", "max_response_bytes", "method", "path"),
     *("params", "returns", "idempotent", "kind", "field", "document", "select", "operation_name", "in"),
@@ -71,6 +74,7 @@ KEYS = [
 ]
 WORDS = [
     *("250ms", "2s", "1m", "0", "-1", "ID!", "[User!]", "[[Int]!]!", "User", "JSON", "String", "[", "!"),
+    *("Simple_User", "[Simple_User]", "first_name"),
     *(
         "http://127.0.0.1:9001/api",
         "ftp://x",
@@ -125,13 +129,15 @@ VALUES = st.recursive(
 
 
 def loads_or_refuses(text: str) -> None:
-    """Load ``text``: a Config, or a ConfigError with at least one located problem; anything else fails."""
+    """Load ``text``: a Config whose schema builds, or a ConfigError with at least one located problem;
+    anything else fails."""
     try:
         result = loads(text, "generated.yaml", env={"X": "1"})
     except ConfigError as error:
         problems = error.problems
     else:
         assert isinstance(result, Config)
+        assert gateway_sdl(result)
         return
     assert problems
     assert all(problem.file == "generated.yaml" and problem.line >= 0 for problem in problems)

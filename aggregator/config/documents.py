@@ -7,6 +7,7 @@ unknown fragments, fragment cycles, ...); with ``schema:`` the documents are val
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import graphql
 from graphql import (
@@ -61,6 +62,8 @@ class DocumentProblem(Exception):
 class Variable:
     type: TypeExpr
     has_default: bool
+    # The declared default as a JSON value (``$first: Int = 2`` -> 2), when ``has_default``.
+    default: Any = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,11 @@ def parse_document(text: str, operation_name: str | None, schema: GraphQLSchema 
             "subscriptions are not supported; use a query or a mutation", _node_line(operation)
         )
     variables = {
-        v.variable.name.value: Variable(type_expr(graphql.print_ast(v.type)), v.default_value is not None)
+        v.variable.name.value: Variable(
+            type_expr(graphql.print_ast(v.type)),
+            v.default_value is not None,
+            None if v.default_value is None else graphql.value_from_ast_untyped(v.default_value),
+        )
         for v in operation.variable_definitions or ()
     }
     return Document(ast, operation, kind, variables)

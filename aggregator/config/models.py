@@ -157,6 +157,10 @@ class Param:
     location: ParamLocation
     description: str = ""
     wire_name: str = ""
+    # The argument's GraphQL default when ``has_default`` (a JSON value; None is null). An optional
+    # param without one is absent from the call when the client leaves it out.
+    default: Any = None
+    has_default: bool = False
 
     @property
     def required(self) -> bool:
@@ -212,16 +216,96 @@ class Integration:
 
 @dataclass(frozen=True)
 class ObjectType:
+    """An object type; as a param's type it is also the input type ``<Name>Input``."""
+
     name: str
     fields: Mapping[str, TypeExpr]
     description: str = ""
     field_descriptions: Mapping[str, str] = field(default_factory=_frozen_map)
     # GraphQL field name -> the key it has in the upstream's JSON (`from:`), for renamed fields only.
     wire_names: Mapping[str, str] = field(default_factory=_frozen_map)
+    # Field name -> the reason given by @deprecated.
+    field_deprecations: Mapping[str, str] = field(default_factory=_frozen_map)
+    # Names of the InterfaceTypes it implements.
+    interfaces: tuple[str, ...] = ()
 
     def wire_name(self, field_name: str) -> str:
         """The JSON key of ``field_name``: its ``from:``, else the field name itself."""
         return self.wire_names.get(field_name, field_name)
+
+
+@dataclass(frozen=True)
+class InterfaceType:
+    """An interface: its fields, and the object types that implement it (``ObjectType.interfaces``).
+
+    The concrete type of a value is the one its ``__typename`` names, as a GraphQL upstream sends it.
+    """
+
+    name: str
+    fields: Mapping[str, TypeExpr]
+    description: str = ""
+    field_descriptions: Mapping[str, str] = field(default_factory=_frozen_map)
+    field_deprecations: Mapping[str, str] = field(default_factory=_frozen_map)
+    # Interfaces this interface implements.
+    interfaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UnionType:
+    """A union of object types. A value's concrete type is named by its ``__typename`` or, with a
+    ``discriminator``, by ``mapping[value[discriminator]]`` (an OpenAPI discriminator)."""
+
+    name: str
+    types: tuple[str, ...]
+    description: str = ""
+    discriminator: str | None = None
+    # Discriminator value -> object type name; a value not listed names the type of that name.
+    mapping: Mapping[str, str] = field(default_factory=_frozen_map)
+
+
+@dataclass(frozen=True)
+class EnumValue:
+    """One value of an enum: its GraphQL ``name`` and the ``value`` the upstream sends and receives
+    (equal for a GraphQL upstream; an OpenAPI value that is not a GraphQL name differs)."""
+
+    name: str
+    value: str | int | float
+    description: str = ""
+    deprecation_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class EnumType:
+    """An enum: results are mapped from wire values to names, arguments from names to wire values."""
+
+    name: str
+    values: tuple[EnumValue, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ScalarType:
+    """A named custom scalar whose values pass through unchanged, both ways."""
+
+    name: str
+    description: str = ""
+    specified_by: str | None = None
+
+
+@dataclass(frozen=True)
+class InputType:
+    """An input object type under its own name (a GraphQL upstream's), usable as a param's type."""
+
+    name: str
+    fields: Mapping[str, TypeExpr]
+    description: str = ""
+    field_descriptions: Mapping[str, str] = field(default_factory=_frozen_map)
+    # Field name -> its default (a JSON value), for the fields that declare one.
+    field_defaults: Mapping[str, Any] = field(default_factory=_frozen_map)
+
+
+# Every kind of named type the gateway's schema can hold besides the built-in scalars.
+NamedType = ObjectType | InterfaceType | UnionType | EnumType | ScalarType | InputType
 
 
 @dataclass(frozen=True)
@@ -237,7 +321,7 @@ class ServerConfig:
 @dataclass(frozen=True)
 class Config:
     integrations: Mapping[str, Integration] = field(default_factory=_frozen_map)
-    types: Mapping[str, ObjectType] = field(default_factory=_frozen_map)
+    types: Mapping[str, NamedType] = field(default_factory=_frozen_map)
     server: ServerConfig = field(default_factory=ServerConfig)
     source: str = "<memory>"
     # Every value that came from the environment into a credential or header: what redaction hides.

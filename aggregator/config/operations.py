@@ -281,7 +281,10 @@ def _place(reader: Reader, raw: _RawParam, method: HttpMethod, path: str, placeh
                 f"path param '{raw.name}' must be non-null ({raw.type}!): "
                 "the path cannot be built without it",
             )
-    return Param(raw.name, raw.type, location, raw.description, wire_name=wire)
+    # Null and absent mean the same for a REST param (left out), so an optional one defaults to null.
+    return Param(
+        raw.name, raw.type, location, raw.description, wire_name=wire, has_default=not raw.type.non_null
+    )
 
 
 def _check_wire_names(reader: Reader, raws: list[_RawParam], params: tuple[Param, ...]) -> None:
@@ -319,10 +322,19 @@ def read_graphql_operation(reader: Reader, oid: str, node: Node, scope: Operatio
         _match_variables(reader, entries["document"], document, raw_params)
         select = _check_select(reader, entries.get("select"), document, select)
         operation_name = document.operation_name
+    variables = document.variables if document is not None else {}
+    params = []
+    for raw in raw_params:
+        variable = variables.get(raw.name)
+        # The upstream's default is the argument's: `$first: Int = 2` shows as `first: Int = 2`.
+        default = (variable.has_default, variable.default) if variable is not None else (False, None)
+        params.append(
+            Param(raw.name, raw.type, "body", raw.description, has_default=default[0], default=default[1])
+        )
     return Operation(
         id=oid,
         method="POST",
-        params=tuple(Param(raw.name, raw.type, "body", raw.description) for raw in raw_params),
+        params=tuple(params),
         returns=common.returns(),
         returns_declared="returns" in entries,
         timeout=common.timeout(),

@@ -19,8 +19,10 @@ from graphql import (
     ASTValidationRule,
     GraphQLError,
     GraphQLInputObjectType,
+    GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLResolveInfo,
+    GraphQLUnionType,
     NoSchemaIntrospectionCustomRule,
 )
 from graphql.execution.values import VariableValues
@@ -30,29 +32,28 @@ from strawberry.types import ExecutionContext as StrawberryExecutionContext
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from aggregator.config.models import Config, Integration, ObjectType, Operation, TypeExpr
+from aggregator.config.models import (
+    Config,
+    Integration,
+    NamedType,
+    ObjectType,
+    Operation,
+    TypeExpr,
+    UnionType,
+)
 from aggregator.errors import BulkheadFull, CallError, CircuitOpen, UpstreamError, UpstreamGraphQLError
 from aggregator.module import IntegrationModule
-from aggregator.schema.compiled import DictField, operation_resolver
+from aggregator.schema.compiled import DictField, TypeResolver, operation_resolver
 from aggregator.schema.execution import DocumentRunner
 from aggregator.schema.limits import max_depth_rule, max_fields_rule
-from aggregator.schema.scalars import JSON, SCALAR_MAP, BigInt, DateTime
+from aggregator.schema.scalars import SCALAR_MAP
 from aggregator.schema.stats import IntegrationStats, to_graphql
+from aggregator.schema.types import BuiltTypes, build_types, python_type, to_wire
 from aggregator.upstreams.graphql import PartialResult
 from aggregator.upstreams.selection import ClientSelection
 
 log = logging.getLogger("aggregator.graphql")
 
-_SCALARS: Mapping[str, Any] = {
-    "ID": strawberry.ID,
-    "String": str,
-    "Int": int,
-    "Float": float,
-    "Boolean": bool,
-    "JSON": JSON,
-    "DateTime": DateTime,
-    "BigInt": BigInt,
-}
 # Bounded: the set of distinct query texts reaching a public endpoint is not trusted.
 _CACHE_SIZE = 1024
 _ALL_OPERATIONS = frozenset(OperationType)
@@ -90,50 +91,8 @@ class RequestContext:
             )
 
 
-def _python_type(expr: TypeExpr, named: Mapping[str, type]) -> Any:
-    if expr.of is not None:
-        inner: Any = list[_python_type(expr.of, named)]  # type: ignore[misc]
-    else:
-        inner = _SCALARS.get(str(expr.name)) or named[str(expr.name)]
-    return inner if expr.non_null else inner | None
-
-
-def _attr(index: int) -> str:
-    # Neutral Python names: config field names may be keywords or clash with dataclass internals.
-    return f"f{index}"
-
-
-def _make_classes(types: Mapping[str, ObjectType], suffix: str) -> dict[str, type]:
-    # All classes exist before any is filled so that types can refer to each other in cycles.
-    return {name: type(name + suffix, (), {"__module__": __name__}) for name in types}
-
-
-def _fill(cls: type, obj: ObjectType, named: Mapping[str, type], *, is_input: bool) -> None:
-    annotations: dict[str, Any] = {}
-    for index, (field_name, expr) in enumerate(obj.fields.items()):
-        attr = _attr(index)
-        annotations[attr] = _python_type(expr, named)
-        default = strawberry.UNSET if is_input else None
-        setattr(cls, attr, strawberry.field(name=field_name, default=default))
-    cls.__annotations__ = annotations
-
-
-def _param_type_names(config: Config) -> set[str]:
-    """Object types used as argument types: they also need an input type."""
-    used: set[str] = set()
-    pending = [
-        p.type.named for i in config.integrations.values() for o in i.operations.values() for p in o.params
-    ]
-    while pending:
-        name = pending.pop()
-        if name in config.types and name not in used:
-            used.add(name)
-            pending.extend(expr.named for expr in config.types[name].fields.values())
-    return used
-
-
 def _resolver_stub(
-    op: Operation, inputs: Mapping[str, type], outputs: Mapping[str, type]
+    op: Operation, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
 ) -> Callable[..., Any]:
     """A function whose signature tells Strawberry the field's arguments and type.
 
@@ -145,24 +104,28 @@ def _resolver_stub(
 
     parameters = []
     for index, param in enumerate(op.params):
-        python_type = _python_type(param.type, inputs)
-        annotation = Annotated[python_type, strawberry.argument(name=param.name)]  # type: ignore[valid-type]
-        default = inspect.Parameter.empty if param.required else None
+        annotation = Annotated[python_type(param.type, inputs), strawberry.argument(name=param.name)]  # type: ignore[valid-type]
+        default: Any = inspect.Parameter.empty
+        if not param.required:
+            # No default shown (and the argument absent when the client leaves it out) unless declared.
+            default = param.default if param.has_default else strawberry.UNSET
         parameters.append(
             inspect.Parameter(
                 f"arg{index}", inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
             )
         )
-    returns = _python_type(TypeExpr(name=op.returns.name, of=op.returns.of, non_null=False), outputs)
+    returns = python_type(TypeExpr(name=op.returns.name, of=op.returns.of, non_null=False), outputs)
     stub.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
     stub.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
     return stub
 
 
 def _operation_resolver(
-    module: IntegrationModule, integration: Integration, op: Operation
+    module: IntegrationModule, integration: Integration, op: Operation, enum_reaching: frozenset[str]
 ) -> Callable[..., Any]:
     integration_id, operation_id = integration.id, op.id
+    # Enum arguments arrive as members of Python enums (types.py): only then is there work to do.
+    wire = any(param.type.named in enum_reaching for param in op.params)
 
     # Marked: compiled plans (compiled.py) call it themselves, with a real GraphQLResolveInfo.
     @operation_resolver
@@ -178,7 +141,8 @@ def _operation_resolver(
             variables = values.coerced if isinstance(values, VariableValues) else values
             selection = ClientSelection(nodes, info.fragments, variables)
         # An AggregatorError propagates as is: graphql-core takes its message and `extensions` dict.
-        result = await module.call(integration_id, operation_id, args, headers=headers, selection=selection)
+        params = to_wire(args) if wire else args
+        result = await module.call(integration_id, operation_id, params, headers=headers, selection=selection)
         if isinstance(result, PartialResult):
             if isinstance(context, RequestContext):
                 context.add_partial_errors(info, integration_id, op, result)
@@ -272,24 +236,15 @@ class _Schema(strawberry.Schema):
 
 def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema:
     """The gateway's schema: one field per operation, the config's types, and ``integrationStats``."""
-    outputs = _make_classes(config.types, "")
-    input_names = _param_type_names(config)
-    inputs = _make_classes({n: config.types[n] for n in input_names}, "Input")
-    for name, cls in outputs.items():
-        _fill(cls, config.types[name], outputs, is_input=False)
-        strawberry.type(cls, description=config.types[name].description or None)
-    for name, cls in inputs.items():
-        _fill(cls, config.types[name], inputs, is_input=True)
-        strawberry.input(cls)
-
+    built = build_types(config)
     roots: dict[str, dict[str, Any]] = {"query": {}, "mutation": {}}
     bindings: dict[tuple[str, str], Callable[..., Any]] = {}
     for integration in config.integrations.values():
         for op in integration.operations.values():
-            stub = _resolver_stub(op, inputs, outputs)
+            stub = _resolver_stub(op, built.inputs, built.outputs)
             description = op.description or integration.description or None
             roots[op.kind][op.field] = strawberry.field(resolver=stub, name=op.field, description=description)
-            bindings[(op.kind, op.field)] = _operation_resolver(module, integration, op)
+            bindings[(op.kind, op.field)] = _operation_resolver(module, integration, op, built.enum_reaching)
 
     types = {i.id: i.type for i in config.integrations.values()}
 
@@ -327,33 +282,50 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
         mutation=root_type("Mutation", roots["mutation"]) if roots["mutation"] else None,
         rules=rules,
         # Declared types no field returns are still part of the schema (and must exist for _bind).
-        types=list(outputs.values()),
-        config=StrawberryConfig(scalar_map=dict(SCALAR_MAP)),
+        types=built.classes,
+        config=StrawberryConfig(scalar_map={**SCALAR_MAP, **built.scalar_map}),
     )
-    _bind(schema, config.types, outputs, inputs, bindings)
+    _bind(schema, config, built, bindings)
     return schema
+
+
+def _wire_name(definition: NamedType, field_name: str) -> str:
+    return definition.wire_name(field_name) if isinstance(definition, ObjectType) else field_name
 
 
 def _bind(
     schema: strawberry.Schema,
-    types: Mapping[str, ObjectType],
-    outputs: Mapping[str, type],
-    inputs: Mapping[str, type],
+    config: Config,
+    built: BuiltTypes,
     bindings: Mapping[tuple[str, str], Callable[..., Any]],
 ) -> None:
+    """How the config's fields resolve, set on the graphql-core schema Strawberry built (see the module
+    docstring). Strawberry 0.341 has no hook for what is set here: a field resolved as a lookup in a
+    dict, an abstract type whose concrete type is named by the value (its unions resolve only through
+    their members' ``is_type_of`` and ``isinstance``), input values as plain dicts."""
     core = schema._schema
-    for name in outputs:
+    for name, definition in config.types.items():
         gql_type = core.type_map[name]
-        assert isinstance(gql_type, GraphQLObjectType)
-        for field_name, gql_field in gql_type.fields.items():
-            gql_field.resolve = _dict_resolver(types[name].wire_name(field_name))
-    for name in inputs:
-        gql_input = core.type_map[name + "Input"]
+        if isinstance(gql_type, GraphQLObjectType | GraphQLInterfaceType):
+            for field_name, gql_field in gql_type.fields.items():
+                gql_field.resolve = _dict_resolver(_wire_name(definition, field_name))
+        if isinstance(gql_type, GraphQLObjectType):
+            # Strawberry checks that a value is an instance of the type's class; ours are dicts.
+            gql_type.is_type_of = None
+        elif isinstance(definition, UnionType) and isinstance(gql_type, GraphQLUnionType):
+            gql_type.resolve_type = TypeResolver(
+                name, definition.types, definition.discriminator, definition.mapping
+            )
+        elif isinstance(gql_type, GraphQLInterfaceType):
+            possible = [t.name for t in core.get_possible_types(gql_type)]
+            gql_type.resolve_type = TypeResolver(name, possible)
+    for name, graphql_name in built.input_names.items():
+        gql_input = core.type_map[graphql_name]
         assert isinstance(gql_input, GraphQLInputObjectType)
         # Upstreams want plain JSON objects keyed by their wire names, not Strawberry instances.
         gql_input.out_type = GraphQLInputObjectType.out_type  # type: ignore[method-assign]
         for field_name, input_field in gql_input.fields.items():
-            input_field.out_name = types[name].wire_name(field_name)
+            input_field.out_name = _wire_name(config.types[name], field_name)
     for (kind, field_name), resolve in bindings.items():
         root = core.query_type if kind == "query" else core.mutation_type
         assert root is not None

@@ -38,7 +38,7 @@ The result - ``data`` and ``errors`` in order - equals graphql-core's for the sa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from inspect import isawaitable
 from math import isfinite
 from typing import Any, TypeAlias, TypeVar
@@ -54,6 +54,7 @@ from graphql import (
     GraphQLField,
     GraphQLFloat,
     GraphQLInt,
+    GraphQLInterfaceType,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -63,15 +64,16 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    is_abstract_type,
     is_leaf_type,
     is_non_null_type,
-    is_object_type,
     located_error,
 )
 from graphql.execution.collect_fields import (
@@ -88,10 +90,13 @@ from graphql.pyutils import is_awaitable as graphql_is_awaitable
 from graphql.type import GraphQLBoolean, GraphQLID, GraphQLResolveInfoHelpers
 from graphql.utilities import type_from_ast
 
+from aggregator.errors import UpstreamBadResponse
+
 __all__ = [
     "MAX_VARIANTS",
     "CompiledOperation",
     "DictField",
+    "TypeResolver",
     "compile_operation",
     "is_operation_resolver",
     "operation_resolver",
@@ -124,6 +129,50 @@ class DictField:
     def __call__(self, source: Any, _info: GraphQLResolveInfo[Any], **_: Any) -> Any:
         # An upstream that sends a list or a scalar where an object was declared yields nulls, not a crash.
         return source.get(self.key) if isinstance(source, dict) else None
+
+
+class TypeResolver:
+    """The ``resolve_type`` of a config interface or union: the concrete type a JSON object names.
+
+    The name is the object's ``__typename`` (as a GraphQL upstream sends it), or with a
+    ``discriminator`` the value of that property, through ``mapping`` where it lists the value. A value
+    that names no possible type is the upstream's fault: UPSTREAM_BAD_RESPONSE, saying what was found.
+    A class rather than a closure so that a plan can recognise it and call it itself.
+    """
+
+    __slots__ = ("abstract", "key", "mapping", "possible")
+
+    def __init__(
+        self,
+        abstract: str,
+        possible: Iterable[str],
+        discriminator: str | None = None,
+        mapping: Mapping[str, str] | None = None,
+    ) -> None:
+        self.abstract = abstract
+        self.possible = frozenset(possible)
+        self.key = discriminator or "__typename"
+        self.mapping = dict(mapping or {})
+
+    def name(self, value: Any) -> str:
+        if not isinstance(value, dict):
+            raise UpstreamBadResponse(
+                f"upstream answered {type(value).__name__} where an object of type {self.abstract}"
+                " was expected"
+            )
+        found = value.get(self.key)
+        name = self.mapping.get(found, found) if isinstance(found, str) else None
+        if name not in self.possible:
+            shown = "no " + self.key if found is None else f"{self.key} {found!r}"
+            raise UpstreamBadResponse(
+                f"upstream answered an object with {shown}, which names no type of {self.abstract}"
+                f" (one of {', '.join(sorted(self.possible))})"
+            )
+        assert isinstance(name, str)
+        return name
+
+    def __call__(self, value: Any, _info: GraphQLResolveInfo[Any], _type: Any) -> str:
+        return self.name(value)
 
 
 _OPERATION_MARK = "__aggregator_operation_resolver__"
@@ -256,6 +305,19 @@ class _List(_Completer):
             raise GraphQLError(self.not_iterable)
         complete = self.item.complete
         return [complete(item, path, index, errors) for index, item in enumerate(value)]
+
+
+class _Abstract(_Completer):
+    """An interface or union: the concrete type named by the value, completed as that object type."""
+
+    __slots__ = ("name", "objects")
+
+    def __init__(self, name: Callable[[Any], str], objects: dict[str, _Object]) -> None:
+        self.name = name
+        self.objects = objects
+
+    def complete(self, value: Any, path: _Path, errors: list[GraphQLError]) -> Any:
+        return self.objects[self.name(value)].complete(value, path, errors)
 
 
 class _Object(_Completer):
@@ -566,6 +628,15 @@ class _Planner:
             return _Leaf(type_)
         if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
             return self._object(type_, details)
+        if isinstance(type_, GraphQLInterfaceType | GraphQLUnionType) and isinstance(
+            type_.resolve_type, TypeResolver
+        ):
+            objects = {
+                possible.name: self._object(possible, details)
+                for possible in self._schema.get_possible_types(type_)
+                if possible.is_type_of is None
+            }
+            return _Abstract(type_.resolve_type.name, objects)
         raise _Unsupported
 
     def _object(self, type_: GraphQLObjectType, details: FieldDetailsList) -> _Object:
@@ -675,9 +746,10 @@ class _Check:
                 if not self._field(parent, selection):
                     return False
             elif isinstance(selection, InlineFragmentNode):
-                if not self._applies(selection.type_condition, parent):
-                    return False
-                if not self.selections(parent, selection.selection_set):
+                # A fragment on another possible type of an abstract field is not run for this one.
+                if self._applies(selection.type_condition, parent) and not self.selections(
+                    parent, selection.selection_set
+                ):
                     return False
             elif isinstance(selection, FragmentSpreadNode):
                 if not self._spread(parent, selection):
@@ -697,8 +769,13 @@ class _Check:
         return True
 
     def _applies(self, condition: Any, parent: GraphQLObjectType) -> bool:
-        # Only fragments on the parent's own type: there are no interfaces or unions to match.
-        return condition is None or type_from_ast(self._schema, condition) is parent
+        """Whether a fragment with this type condition applies to ``parent`` (graphql-core's rule)."""
+        if condition is None:
+            return True
+        named = type_from_ast(self._schema, condition)
+        if named is parent:
+            return True
+        return is_abstract_type(named) and self._schema.is_sub_type(named, parent)
 
     def _spread(self, parent: GraphQLObjectType, spread: FragmentSpreadNode) -> bool:
         name = spread.name.value
@@ -708,7 +785,7 @@ class _Check:
         if getattr(spread, "arguments", None):
             return False  # fragment arguments (experimental)
         if not self._applies(fragment.type_condition, parent):
-            return False
+            return True  # on another possible type: not run for this one
         if name in self._visiting:
             return True  # a cycle: validation refuses it
         self._visiting.add(name)
@@ -732,7 +809,15 @@ class _Check:
         named = get_named_type(field.type)
         if is_leaf_type(named):
             return node.selection_set is None
-        if is_object_type(named) and node.selection_set is not None:
-            assert isinstance(named, GraphQLObjectType)
+        if node.selection_set is None:
+            return False
+        if isinstance(named, GraphQLObjectType):
             return named.is_type_of is None and self.selections(named, node.selection_set)
+        if isinstance(named, GraphQLInterfaceType | GraphQLUnionType):
+            # Each possible type runs the selections that apply to it, as graphql-core does.
+            selection_set = node.selection_set
+            return isinstance(named.resolve_type, TypeResolver) and all(
+                possible.is_type_of is None and self.selections(possible, selection_set)
+                for possible in self._schema.get_possible_types(named)
+            )
         return False

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from aggregator.config.models import Integration, ObjectType, Operation
+from aggregator.config.models import Integration, NamedType, Operation
 from aggregator.upstreams.request import REQUEST_ID_HEADER
 from aggregator.upstreams.selection import ClientSelection
 
@@ -45,7 +45,7 @@ class Typed:
     """An integration retyped from its upstream's schema, and the types that adds."""
 
     integration: Integration
-    types: dict[str, ObjectType] = field(default_factory=dict)
+    types: dict[str, NamedType] = field(default_factory=dict)
 
 
 class Upstream(Protocol):
@@ -73,7 +73,7 @@ class Upstream(Protocol):
     def on_schema(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever the upstream's schema becomes known after start-up."""
 
-    def typed(self, types: Mapping[str, ObjectType]) -> Typed | None:
+    def typed(self, types: Mapping[str, NamedType]) -> Typed | None:
         """The integration typed from what is known of the upstream now, beside ``types`` (the names
         taken); None when nothing is known beyond the config."""
 

@@ -44,7 +44,7 @@ from graphql import (
     parse,
 )
 
-from aggregator.config.models import Integration, ObjectType, Operation
+from aggregator.config.models import Integration, NamedType, Operation
 from aggregator.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -221,7 +221,7 @@ class GraphQLUpstream(HttpUpstream):
         """Call ``callback`` when the upstream's schema becomes known after start-up."""
         self._on_schema.append(callback)
 
-    def typed(self, types: Mapping[str, ObjectType]) -> Typed | None:
+    def typed(self, types: Mapping[str, NamedType]) -> Typed | None:
         """Operations that left ``returns`` out typed from their selection set, once the upstream's
         schema is known; a document that does not validate against it is logged and keeps JSON."""
         if self.schema is None:
@@ -234,7 +234,7 @@ class GraphQLUpstream(HttpUpstream):
             op_id: replace(op, returns=derived.returns[op_id]) if op_id in derived.returns else op
             for op_id, op in integration.operations.items()
         }
-        return Typed(replace(integration, operations=operations), derived.types)
+        return Typed(replace(integration, operations=operations), dict(derived.types))
 
     async def start(self) -> None:
         """Open the client (see HttpUpstream) and get the upstream's schema if no file gave it."""
@@ -308,7 +308,8 @@ class GraphQLUpstream(HttpUpstream):
         forwarded = self._parts.forward(where, headers, forwarded_headers)
         cut = self._cutter.cut(operation.id, selection)
         used = cut.variables
-        variables = {name: value for name, value in params.items() if value is not None and name in used}
+        # An explicit null is the client's (GraphQL tells it from an absent argument): it is sent.
+        variables = {name: value for name, value in params.items() if name in used}
         request = _Request(
             cut.document,
             cut.query,

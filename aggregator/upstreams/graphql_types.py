@@ -38,7 +38,7 @@ from graphql import (
     validate,
 )
 
-from aggregator.config.models import SCALARS, Integration, ObjectType, Operation, TypeExpr
+from aggregator.config.models import SCALARS, Integration, NamedType, ObjectType, Operation, TypeExpr
 from aggregator.config.typedefs import RESERVED_TYPE_NAMES
 
 _BUILTIN = {"ID": "ID", "String": "String", "Int": "Int", "Float": "Float", "Boolean": "Boolean"}
@@ -54,7 +54,7 @@ class Derived:
     problems: list[str] = field(default_factory=list)
 
 
-def derive(integration: Integration, schema: GraphQLSchema, taken: Mapping[str, ObjectType]) -> Derived:
+def derive(integration: Integration, schema: GraphQLSchema, taken: Mapping[str, NamedType]) -> Derived:
     """Types and returns for the operations of ``integration`` that did not declare ``returns``;
     every document is validated against ``schema`` and its errors listed in ``problems``."""
     derived = Derived()
@@ -77,7 +77,7 @@ class _Walker:
         integration_id: str,
         schema: GraphQLSchema,
         document: DocumentNode,
-        taken: Mapping[str, ObjectType],
+        taken: Mapping[str, NamedType],
         derived: Derived,
         names: dict[str, str],
     ) -> None:

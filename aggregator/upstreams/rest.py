@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, quote
 import httpx
 import orjson
 
-from aggregator.config.models import SCALARS, Integration, ObjectType, Operation, Param, TypeExpr
+from aggregator.config.models import SCALARS, Integration, NamedType, Operation, Param, TypeExpr
 from aggregator.errors import InvalidParams, UpstreamBadResponse, UpstreamError
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.base import HttpUpstream
@@ -173,7 +173,7 @@ class RestUpstream(HttpUpstream):
     def on_schema(self, callback: Callable[[], None]) -> None:
         """Never called: a REST upstream's types are the config's."""
 
-    def typed(self, types: Mapping[str, ObjectType]) -> Typed | None:
+    def typed(self, types: Mapping[str, NamedType]) -> Typed | None:
         return None
 
     def keep_fields(self, operation_id: str, paths: Iterable[Sequence[str]]) -> None:
