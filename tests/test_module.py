@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 from builders import integration, operation, param
+from servers import serve_asgi
+from upstream_apps import Answer, RecordingUpstream
 
 from aggregator.config.models import BreakerPolicy
 from aggregator.errors import CircuitOpen, InvalidParams, UpstreamHTTPError
@@ -17,20 +18,18 @@ GET_FILE = operation("getFile", path="/files/{name}", params=(param("name", "Str
 TRIPS_AT_ONCE = BreakerPolicy(threshold=1, failure_rate=0.0, reset_after=60.0)
 
 
-class Failing:
-    """An upstream answering 503 to everything; it records what reached it."""
-
-    def __init__(self) -> None:
-        self.sent: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.sent.append(request)
-        return httpx.Response(503)
+@pytest.fixture(scope="module")
+def recording_server() -> Iterator[RecordingUpstream]:
+    recorder = RecordingUpstream()
+    with serve_asgi(recorder) as recorder.url:
+        yield recorder
 
 
 @pytest.fixture
-def upstream() -> Failing:
-    return Failing()
+def upstream(recording_server: RecordingUpstream) -> RecordingUpstream:
+    """A loopback upstream answering 503 to everything; it records what reached it."""
+    recording_server.reset(Answer(503))
+    return recording_server
 
 
 @pytest.fixture
@@ -39,10 +38,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def tripped(upstream: Failing, clock: FakeClock) -> AsyncIterator[IntegrationModule]:
+async def tripped(upstream: RecordingUpstream, clock: FakeClock) -> AsyncIterator[IntegrationModule]:
     """A module whose integration's breaker has just opened (one failed call reached the upstream)."""
-    module = IntegrationModule(transport=httpx.MockTransport(upstream), clock=clock)
-    module.register(integration("http://upstream.test", GET_FILE, circuit_breaker=TRIPS_AT_ONCE))
+    module = IntegrationModule(clock=clock)
+    module.register(integration(upstream.url, GET_FILE, circuit_breaker=TRIPS_AT_ONCE))
     async with module:
         with pytest.raises(UpstreamHTTPError):
             await module.call("users", "getFile", {"name": "a"})
@@ -50,7 +49,7 @@ async def tripped(upstream: Failing, clock: FakeClock) -> AsyncIterator[Integrat
 
 
 async def test_an_open_breaker_refuses_before_the_params_are_placed(
-    tripped: IntegrationModule, upstream: Failing
+    tripped: IntegrationModule, upstream: RecordingUpstream
 ) -> None:
     """Open: even a param prepare() would refuse (an empty path segment) gets CIRCUIT_OPEN, nothing is
     sent, and the refusal is counted; refusals are the cheap path while an upstream is down."""
@@ -58,7 +57,7 @@ async def test_an_open_breaker_refuses_before_the_params_are_placed(
         await tripped.call("users", "getFile", {"name": ""})
     error = refused.value
     assert (error.integration, error.operation, error.attempts) == ("users", "getFile", 0)
-    assert len(upstream.sent) == 1
+    assert len(upstream.received) == 1
     assert tripped.stats("users").rejected == 1
 
 

@@ -121,9 +121,10 @@ class RecordingUpstream:
 
     answer: Answer = field(default_factory=Answer)
     received: list[Received] = field(default_factory=list)
+    url: str = ""  # set once it is served
 
-    def reset(self) -> None:
-        self.answer = Answer()
+    def reset(self, answer: Answer | None = None) -> None:
+        self.answer = answer or Answer()
         self.received.clear()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
