@@ -76,6 +76,8 @@ class IntegrationModule:
             retry=integration.retry,
             breaker=integration.circuit_breaker,
             max_concurrency=integration.max_concurrency,
+            max_queue=integration.max_queue,
+            queue_timeout=integration.queue_timeout,
             clock=self._clock,
         )
         self._entries[integration.id] = _Entry(integration, upstream, executor)

@@ -104,14 +104,17 @@ async def _measure(base_url: str, calls: int, rounds: int) -> dict[str, list[flo
     )
     upstream = RestUpstream(integration)
     await upstream.start()
-    executor = Executor(
-        "bench", retry=integration.retry, breaker=BreakerPolicy(), max_concurrency=integration.max_concurrency
-    )
+    bulkhead = {
+        "max_concurrency": integration.max_concurrency,
+        "max_queue": integration.max_queue,
+        "queue_timeout": integration.queue_timeout,
+    }
+    executor = Executor("bench", retry=integration.retry, breaker=BreakerPolicy(), **bulkhead)
     tripped = Executor(
         "tripped",
         retry=RetryPolicy(),
         breaker=BreakerPolicy(threshold=1, failure_rate=0.0, reset_after=3600.0),
-        max_concurrency=100,
+        **bulkhead,
     )
 
     async def broken() -> None:

@@ -302,7 +302,8 @@ def run_load(
     return points
 
 
-def machine_info() -> list[str]:
+def host_info() -> list[str]:
+    """The machine and the commit measured: the first lines of every report."""
     cpu = next(
         (
             ln.split(":", 1)[1].strip()
@@ -312,12 +313,6 @@ def machine_info() -> list[str]:
         "?",
     )
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    node = subprocess.run(
-        [str(NODE), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout.split(
-        "\n"
-    )[0]
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -325,8 +320,21 @@ def machine_info() -> list[str]:
     return [
         f"CPU: {cpu}, {os.cpu_count()} cores, {mem_kib / 1024**2:.0f} GiB; {system}",
         f"aggregator at commit {commit or '?'} plus the work tree as it was, one worker, --log-level warning",
-        f"Hive Gateway 2.15.1 on Node {node}, NODE_ENV=production, --fork 1; upstreams on the same Node",
-        f"load: {wrk}; everything (load tool, upstreams, gateway) shares the cores",
+    ]
+
+
+def tool_version(command: Sequence[str]) -> str:
+    """The first line a ``--version`` command prints (wrk prints it and exits 1)."""
+    done = subprocess.run([*command, "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.split("\n")[0].strip()
+
+
+def machine_info() -> list[str]:
+    return [
+        *host_info(),
+        f"Hive Gateway 2.15.1 on Node {tool_version([str(NODE)])}, NODE_ENV=production, --fork 1; "
+        "upstreams on the same Node",
+        f"load: {tool_version(['wrk'])}; everything (load tool, upstreams, gateway) shares the cores",
     ]
 
 

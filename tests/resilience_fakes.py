@@ -163,8 +163,18 @@ def make_executor(
     retry: RetryPolicy = PLAIN_RETRY,
     breaker: BreakerPolicy = PLAIN_BREAKER,
     max_concurrency: int = 100,
+    max_queue: int = 0,
+    queue_timeout: float = 1.0,
 ) -> Executor:
-    return Executor("users", retry=retry, breaker=breaker, max_concurrency=max_concurrency, clock=clock)
+    return Executor(
+        "users",
+        retry=retry,
+        breaker=breaker,
+        max_concurrency=max_concurrency,
+        max_queue=max_queue,
+        queue_timeout=queue_timeout,
+        clock=clock,
+    )
 
 
 def record(breaker: CircuitBreaker, *outcomes: Outcome) -> None:

@@ -1,7 +1,8 @@
-"""The circuit breaker: closed/open/half-open, the sliding-window rate rule, trials and staleness."""
+"""The circuit breaker: closed/open/half-open, the run and rate rules, trials, staleness and its log."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import pytest
@@ -26,7 +27,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def breaker(clock: FakeClock) -> CircuitBreaker:
-    return CircuitBreaker(PLAIN_BREAKER, clock)
+    return CircuitBreaker(PLAIN_BREAKER, clock, name="users")
+
+
+@pytest.fixture
+def rate_only(clock: FakeClock) -> CircuitBreaker:
+    """A breaker with the run rule off: only the window's failure rate opens it."""
+    return CircuitBreaker(replace(PLAIN_BREAKER, consecutive_failures=None), clock)
 
 
 def half_open(breaker: CircuitBreaker, clock: FakeClock) -> None:
@@ -68,10 +75,100 @@ def test_stays_closed_below_threshold(breaker: CircuitBreaker) -> None:
         pytest.param("SSSSSSFFFFF", "closed", id="threshold-met-rate-not"),
     ],
 )
-def test_rate_rule_with_interleaved_successes(breaker: CircuitBreaker, pattern: str, expected: str) -> None:
+def test_rate_rule_with_interleaved_successes(rate_only: CircuitBreaker, pattern: str, expected: str) -> None:
     """Successes dilute the failure rate but never wipe the window: 50% trips it, 40% does not."""
+    play(rate_only, pattern)
+    assert rate_only.state == expected
+
+
+# --- the run rule ------------------------------------------------------------------------------------
+
+
+def test_a_run_of_failures_opens_it_whatever_the_window_holds(breaker: CircuitBreaker) -> None:
+    """consecutive_failures failures in a row open it after a thousand successes (a 0.5% rate)."""
+    play(breaker, "S" * 1000 + "FFFF")
+    assert (breaker.state, breaker.consecutive_failures) == ("closed", 4)
+    play(breaker, "F")
+    assert breaker.state == "open"
+
+
+@pytest.mark.parametrize("run", [1, 3, 8])
+def test_the_run_length_is_the_policys(clock: FakeClock, run: int) -> None:
+    """A run one short of consecutive_failures leaves it closed; the next failure opens it."""
+    breaker = CircuitBreaker(replace(PLAIN_BREAKER, consecutive_failures=run, threshold=100), clock)
+    play(breaker, "S" * 50 + "F" * (run - 1))
+    assert breaker.state == "closed"
+    play(breaker, "F")
+    assert breaker.state == "open"
+
+
+def test_a_success_ends_the_run(breaker: CircuitBreaker) -> None:
+    """Four failures, a success, four failures: no run of five, and the rate stays under 50%."""
+    play(breaker, "S" * 20 + "FFFFSFFFF")
+    assert (breaker.state, breaker.consecutive_failures) == ("closed", 4)
+
+
+def test_ignored_outcomes_neither_end_nor_extend_the_run(breaker: CircuitBreaker) -> None:
+    """429s and cancellations between failures leave the run as it was."""
+    play(breaker, "S" * 100 + "FFIIFIF")
+    assert (breaker.state, breaker.consecutive_failures) == ("closed", 4)
+    play(breaker, "F")
+    assert breaker.state == "open"
+
+
+def test_the_run_rule_can_be_turned_off(rate_only: CircuitBreaker) -> None:
+    """consecutive_failures None: a long run against a window of successes leaves it closed."""
+    play(rate_only, "S" * 1000 + "F" * 50)
+    assert rate_only.state == "closed"
+
+
+def test_the_run_starts_afresh_when_it_closes(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """After a successful trial closes it, the run is zero: four failures do not reopen it."""
+    half_open(breaker, clock)
+    play(breaker, "S")
+    assert (breaker.state, breaker.consecutive_failures) == ("closed", 0)
+    play(breaker, "S" * 10 + "FFFF")
+    assert breaker.state == "closed"
+
+
+# --- its log -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        pytest.param("S" * 100 + "FFFFF", "5 failed attempts in a row", id="run-rule"),
+        pytest.param("FSFSFSFSF", "5 of 9 attempts failed in the last 60s", id="rate-rule"),
+    ],
+)
+def test_opening_is_logged_with_the_rule_that_tripped(
+    breaker: CircuitBreaker, caplog: pytest.LogCaptureFixture, pattern: str, reason: str
+) -> None:
+    """A WARNING names the circuit, both states and which rule opened it, also as record fields."""
+    caplog.set_level(logging.INFO, logger="aggregator.breaker")
     play(breaker, pattern)
-    assert breaker.state == expected
+    [entry] = caplog.records
+    assert entry.levelno == logging.WARNING
+    assert entry.getMessage() == f"circuit users: closed -> open ({reason})"
+    assert (entry.circuit, entry.previous_state, entry.state, entry.reason) == (
+        "users",
+        "closed",
+        "open",
+        reason,
+    )
+
+
+def test_closing_is_logged_at_info(
+    breaker: CircuitBreaker, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The trial that closes it logs one INFO line with the circuit and the states as fields."""
+    half_open(breaker, clock)
+    caplog.set_level(logging.INFO, logger="aggregator.breaker")
+    play(breaker, "S")
+    [entry] = [r for r in caplog.records if r.state == "closed"]
+    assert entry.levelno == logging.INFO
+    assert entry.getMessage() == "circuit users: half_open -> closed (1 trial call(s) succeeded)"
+    assert (entry.circuit, entry.previous_state) == ("users", "half_open")
 
 
 def test_ignored_outcomes_count_neither_way(breaker: CircuitBreaker) -> None:
@@ -82,13 +179,13 @@ def test_ignored_outcomes_count_neither_way(breaker: CircuitBreaker) -> None:
     assert breaker.state == "open"
 
 
-def test_old_failures_slide_out_of_the_window(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_old_failures_slide_out_of_the_window(rate_only: CircuitBreaker, clock: FakeClock) -> None:
     """Failures older than the window no longer count."""
-    play(breaker, "FFFF")
+    play(rate_only, "FFFF")
     clock.advance(PLAIN_BREAKER.window)
-    assert breaker.failures == 0
-    play(breaker, "F")
-    assert breaker.state == "closed"
+    assert rate_only.failures == 0
+    play(rate_only, "F")
+    assert rate_only.state == "closed"
 
 
 def test_failures_inside_the_window_still_count(breaker: CircuitBreaker, clock: FakeClock) -> None:

@@ -391,7 +391,7 @@ async def test_no_attempt_starts_after_an_oversleep_past_the_deadline() -> None:
 
 
 # The breaker would end an outage long before the budget matters: keep it out of the way.
-TOLERANT_BREAKER = replace(PLAIN_BREAKER, threshold=1000)
+TOLERANT_BREAKER = replace(PLAIN_BREAKER, threshold=1000, consecutive_failures=None)
 
 
 def budgeted(clock: FakeClock) -> Executor:
@@ -534,8 +534,17 @@ async def test_hundreds_of_concurrent_calls_leak_nothing(clock: FakeClock) -> No
     assert stats.bulkhead_rejected == sum(isinstance(r, BulkheadFull) for r in results) > 0
     assert stats.rejected == sum(isinstance(r, CircuitOpen) for r in results) > 0
     assert stats.successes == results.count("ok") > 0
-    assert stats.failures_total == sum(
-        isinstance(r, UpstreamError) and classify(r) == "failure" for r in results
+    assert stats.cancelled == sum(isinstance(r, asyncio.CancelledError) for r in results) > 0
+    assert stats.client_errors == sum(
+        isinstance(r, UpstreamError) and classify(r) == "success" for r in results
+    )
+    assert stats.calls == (
+        stats.successes
+        + stats.failures
+        + stats.client_errors
+        + stats.rejected
+        + stats.bulkhead_rejected
+        + stats.cancelled
     )
     assert sum(op.calls for op in stats.operations) == stats.calls
 
@@ -558,21 +567,22 @@ async def test_fresh_stats_are_empty(executor: Executor) -> None:
 
 
 async def test_success_and_failure_are_counted_with_their_time(executor: Executor, clock: FakeClock) -> None:
-    """A success sets last_success, a failed call failures_total and last_failure (wall times)."""
+    """A success sets last_success, a failed call failures and last_failure (wall times)."""
     await call(executor, always("ok"))
     success_at = clock.wall()
     clock.advance(7)
     await failure_of(executor, always(unavailable()))
     stats = executor.snapshot()
-    assert (stats.calls, stats.successes, stats.failures_total) == (2, 1, 1)
+    assert (stats.calls, stats.successes, stats.failures) == (2, 1, 1)
     assert (stats.last_success, stats.last_failure) == (success_at, clock.wall())
 
 
-async def test_an_answered_4xx_is_neither_success_nor_failure(executor: Executor) -> None:
-    """A 404 is not a success for the caller and not a failure of the upstream."""
+async def test_an_answered_4xx_is_a_client_error(executor: Executor) -> None:
+    """A 404 is not a success for the caller and not a failure of the upstream: a client error."""
     await failure_of(executor, always(http_error(404)))
     stats = executor.snapshot()
-    assert (stats.calls, stats.successes, stats.failures_total, stats.last_failure) == (1, 0, 0, None)
+    assert (stats.calls, stats.successes, stats.failures, stats.client_errors) == (1, 0, 0, 1)
+    assert stats.last_failure is None
 
 
 async def test_retries_and_timeouts_are_counted_per_attempt(executor: Executor, clock: FakeClock) -> None:
@@ -582,7 +592,7 @@ async def test_retries_and_timeouts_are_counted_per_attempt(executor: Executor, 
     assert (stats.retries, stats.timeouts) == (2, 1)
     await failure_of(executor, Taking(clock, 10), timeout=5)
     stats = executor.snapshot()
-    assert (stats.calls, stats.retries, stats.timeouts, stats.failures_total) == (2, 4, 4, 1)
+    assert (stats.calls, stats.retries, stats.timeouts, stats.failures) == (2, 4, 4, 1)
 
 
 async def test_refusals_are_counted_apart(clock: FakeClock) -> None:
@@ -601,12 +611,15 @@ async def test_refusals_are_counted_apart(clock: FakeClock) -> None:
 
 
 async def test_snapshot_shows_the_breaker(executor: Executor, clock: FakeClock) -> None:
-    """The snapshot carries circuit state, failures in the window, opened_at and retry_after."""
-    record(executor.breaker, "failure", "failure", "failure", "failure", "failure")
+    """The snapshot carries circuit state, the window's counts, the run, opened_at and retry_after."""
+    record(executor.breaker, "success", "failure", "failure")
+    stats = executor.snapshot()
+    assert (stats.window_calls, stats.window_failures, stats.consecutive_failures) == (3, 2, 2)
+    record(executor.breaker, "failure", "failure", "failure")
     opened = clock.wall()
     clock.advance(10)
     stats = executor.snapshot()
-    assert (stats.circuit_state, stats.failures, stats.opened_at) == ("open", 5, opened)
+    assert (stats.circuit_state, stats.window_failures, stats.opened_at) == ("open", 5, opened)
     assert stats.retry_after == pytest.approx(20)
 
 

@@ -97,9 +97,13 @@ class RetryPolicy:
 class BreakerPolicy:
     threshold: int = 5
     failure_rate: float = 0.5
-    window: float = 60.0
+    # Ten seconds, as Hystrix: a total outage reaches failure_rate 0.5 within half of it, whatever the
+    # call rate, and a few bad seconds of a busy minute are still noticed.
+    window: float = 10.0
     reset_after: float = 30.0
     half_open_max_calls: int = 1
+    # That many failed attempts in a row open it whatever the window holds; None: the rule is off.
+    consecutive_failures: int | None = 5
     # Upstream GraphQL errors whose extensions.code is listed count as breaker failures ("*": any).
     graphql_error_codes: frozenset[str] = frozenset()
 
@@ -201,6 +205,9 @@ class Integration:
     headers: Mapping[str, str] = field(default_factory=_frozen_map)
     timeout: float = 10.0
     max_concurrency: int = 100
+    # Calls that may wait for a bulkhead slot, and for how long (seconds), before BULKHEAD_FULL.
+    max_queue: int = 2000
+    queue_timeout: float = 10.0
     max_response_bytes: int = 10 * 1024 * 1024
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     circuit_breaker: BreakerPolicy = field(default_factory=BreakerPolicy)

@@ -46,6 +46,16 @@ def _status(value: object) -> int:
     return value
 
 
+def _consecutive_failures(value: object) -> int | None:
+    if value is False:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Invalid(
+            f"must be a whole number of at least 1, or false to turn the rule off, got {describe(value)}"
+        )
+    return value
+
+
 _BUDGET_PARSERS: Parsers = {"max_tokens": number(above=0), "token_ratio": number(above=0)}
 
 _RETRY_PARSERS: Parsers = {
@@ -65,6 +75,7 @@ _BREAKER_PARSERS: Parsers = {
     "window": duration,
     "reset_after": duration,
     "half_open_max_calls": integer(1),
+    "consecutive_failures": _consecutive_failures,
     "graphql_error_codes": lambda value: value,  # a list of strings, checked in breaker_policy
 }
 
@@ -155,6 +166,8 @@ class Defaults:
     retry: dict[str, Any] | None = None
     circuit_breaker: dict[str, Any] | None = None
     max_concurrency: int | None = None
+    max_queue: int | None = None
+    queue_timeout: float | None = None
     max_response_bytes: int | None = None
     follow_redirects: bool | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -165,6 +178,8 @@ _DEFAULTS_KEYS = (
     "retry",
     "circuit_breaker",
     "max_concurrency",
+    "max_queue",
+    "queue_timeout",
     "headers",
     "max_response_bytes",
     "follow_redirects",
@@ -179,6 +194,10 @@ def read_defaults(reader: Reader, node: Node | None) -> Defaults:
         defaults.timeout = reader.read(entries["timeout"], duration, None)
     if "max_concurrency" in entries:
         defaults.max_concurrency = reader.read(entries["max_concurrency"], integer(1), None)
+    if "max_queue" in entries:
+        defaults.max_queue = reader.read(entries["max_queue"], integer(0), None)
+    if "queue_timeout" in entries:
+        defaults.queue_timeout = reader.read(entries["queue_timeout"], duration, None)
     if "max_response_bytes" in entries:
         defaults.max_response_bytes = reader.read(entries["max_response_bytes"], byte_size, None)
     if "follow_redirects" in entries:

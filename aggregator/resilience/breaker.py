@@ -2,10 +2,14 @@
 
 Every attempt asks for a ``Permit`` and reports exactly one outcome on it:
 
-- ``closed``: every attempt is admitted. Failures and calls are counted in a sliding time window (a
-  ring of buckets, so memory stays bounded however high the call rate). It opens when, inside the
-  window, failures >= ``threshold`` and failures/calls >= ``failure_rate``. Successes are counted as
-  calls, never as a reset: an upstream failing every other call still trips it.
+- ``closed``: every attempt is admitted. It opens on either of two rules:
+  - the run rule: ``consecutive_failures`` failed attempts in a row (a success ends the run; ignored
+    outcomes neither end nor extend it), whatever the window holds. A hard outage (refused
+    connections, an upstream that hangs) trips it within a handful of attempts at any traffic level,
+    where the rate rule would first have to outweigh the window's successes.
+  - the rate rule: inside a sliding time window (a ring of buckets, so memory stays bounded however
+    high the call rate), failures >= ``threshold`` and failures/calls >= ``failure_rate``. Successes
+    are counted as calls, never as a reset: an upstream failing every other call still trips it.
 - ``open``: every attempt is refused with ``CircuitOpen`` carrying the seconds left until the next
   trial. Once ``reset_after`` has passed the breaker is seen as half-open (lazily, on the next look).
 - ``half_open``: at most ``half_open_max_calls`` trials at once. It closes, with a fresh window, once
@@ -79,6 +83,7 @@ class CircuitBreaker:
         "_call_buckets",
         "_calls",
         "_clock",
+        "_consecutive",
         "_failure_buckets",
         "_failures",
         "_generation",
@@ -106,6 +111,7 @@ class CircuitBreaker:
         self._failure_buckets = [0] * BUCKETS
         self._calls = 0
         self._failures = 0
+        self._consecutive = 0
         self._head = self._bucket(clock.monotonic())
         self._opened_at = 0.0
         self._opened_wall: float | None = None
@@ -119,9 +125,20 @@ class CircuitBreaker:
 
     @property
     def failures(self) -> int:
-        """Failures counted now in the sliding window."""
+        """Failed attempts counted now in the sliding window."""
         self._roll(self._clock.monotonic())
         return self._failures
+
+    @property
+    def calls(self) -> int:
+        """Attempts (successes and failures) counted now in the sliding window."""
+        self._roll(self._clock.monotonic())
+        return self._calls
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failed attempts in a row since the last success (or since it last closed)."""
+        return self._consecutive
 
     @property
     def opened_at(self) -> float | None:
@@ -168,12 +185,16 @@ class CircuitBreaker:
         if generation != self._generation:
             return  # admitted under a state that has since changed
         if self._state == "closed":
-            if outcome != "ignored":
-                self._count(outcome == "failure")
+            if outcome == "failure":
+                self._consecutive += 1
+                self._count(True)
+            elif outcome == "success":
+                self._consecutive = 0
+                self._count(False)
             return
         self._trials -= 1
         if outcome == "failure":
-            self._open()
+            self._open("a trial call failed")
         elif outcome == "success":
             self._trial_successes += 1
             if self._trial_successes >= self._policy.half_open_max_calls:
@@ -187,9 +208,13 @@ class CircuitBreaker:
         if failed:
             self._failure_buckets[slot] += 1
             self._failures += 1
-            policy = self._policy
-            if self._failures >= policy.threshold and self._failures >= policy.failure_rate * self._calls:
-                self._open()
+            policy, run = self._policy, self._policy.consecutive_failures
+            if run is not None and self._consecutive >= run:
+                self._open(f"{self._consecutive} failed attempts in a row")
+            elif self._failures >= policy.threshold and self._failures >= policy.failure_rate * self._calls:
+                self._open(
+                    f"{self._failures} of {self._calls} attempts failed in the last {policy.window:g}s"
+                )
 
     def _bucket(self, now: float) -> int:
         return int(now / self._width)
@@ -218,29 +243,31 @@ class CircuitBreaker:
 
     def _refresh(self) -> None:
         if self._state == "open" and self._clock.monotonic() >= self._opened_at + self._policy.reset_after:
-            self._enter("half_open")
+            self._enter("half_open", f"{self._policy.reset_after:g}s passed since it opened")
 
-    def _open(self) -> None:
+    def _open(self, reason: str) -> None:
         self._opened_at = self._clock.monotonic()
         self._opened_wall = self._clock.wall()
-        self._enter("open")
+        self._enter("open", reason)
 
     def _close(self) -> None:
         self._clear_window()
         self._head = self._bucket(self._clock.monotonic())
-        self._enter("closed")
+        self._enter("closed", f"{self._trial_successes} trial call(s) succeeded")
 
-    def _enter(self, state: CircuitState) -> None:
+    def _enter(self, state: CircuitState, reason: str) -> None:
         # Transitions are rare and what an operator wants to see; the refusals in between are not logged.
         level = logging.WARNING if state == "open" else logging.INFO
         log.log(
             level,
-            "circuit %s: %s -> %s",
+            "circuit %s: %s -> %s (%s)",
             self._name or "-",
             self._state,
             state,
-            extra={"circuit": self._name},
+            reason,
+            extra={"circuit": self._name, "previous_state": self._state, "state": state, "reason": reason},
         )
+        self._consecutive = 0
         self._state = state
         self._generation += 1
         self._trials = 0

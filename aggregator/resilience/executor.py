@@ -4,7 +4,9 @@ Layers, outer to inner: bulkhead -> deadline -> retry loop -> circuit breaker ->
 the attempt. ``attempt()`` makes ONE upstream attempt (request and body read) and returns the result
 or raises an ``UpstreamError``; anything else it raises is a bug and propagates untouched.
 
-- The bulkhead refuses excess calls at once with BULKHEAD_FULL; nothing queues.
+- The bulkhead admits ``max_concurrency`` calls at once; the next ``max_queue`` wait in line for a slot,
+  each for at most ``queue_timeout``; a call finding the line full, or still waiting then, fails with
+  BULKHEAD_FULL. The wait is not part of the deadline.
 - The deadline (``retry.deadline``) covers every attempt and wait: an attempt gets at most the time
   left, and a wait that would reach the deadline is not started (the last error is raised instead).
 - The breaker sees every attempt; a refusal ends the call with CIRCUIT_OPEN, never retried.
@@ -18,11 +20,19 @@ The error finally raised carries the integration, the operation and the number o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aggregator.config.models import BreakerPolicy, RetryPolicy
-from aggregator.errors import BulkheadFull, CircuitOpen, UpstreamError, UpstreamHTTPError, UpstreamTimeout
+from aggregator.errors import (
+    BulkheadFull,
+    CircuitOpen,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamTimeout,
+)
 from aggregator.resilience.breaker import CircuitBreaker, Outcome
 from aggregator.resilience.budget import RetryThrottle
 from aggregator.resilience.bulkhead import Bulkhead
@@ -47,13 +57,17 @@ class Executor:
         retry: RetryPolicy,
         breaker: BreakerPolicy,
         max_concurrency: int,
+        max_queue: int,
+        queue_timeout: float,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.integration_id = integration_id
         self.breaker = CircuitBreaker(breaker, clock, name=integration_id)
         self._retry = retry
         self._clock = clock
-        self._bulkhead = Bulkhead(max_concurrency)
+        self._bulkhead = Bulkhead(
+            max_concurrency, max_queue=max_queue, queue_timeout=queue_timeout, clock=clock
+        )
         self._throttle = RetryThrottle(retry.budget) if retry.budget is not None else None
         self._stats = IntegrationStats(integration_id)
 
@@ -62,7 +76,7 @@ class Executor:
         return self._bulkhead.in_flight
 
     def snapshot(self) -> IntegrationStatsSnapshot:
-        return self._stats.snapshot(self.breaker, self._bulkhead.in_flight)
+        return self._stats.snapshot(self.breaker, self._bulkhead)
 
     def refusal(self, operation: str) -> CircuitOpen | None:
         """The CIRCUIT_OPEN a call of ``operation`` would end with now, counted as that refused call;
@@ -86,13 +100,12 @@ class Executor:
         """Run ``attempt`` under every resilience rule and return its result, or raise the
         ``UpstreamError`` that ended the call."""
         op = self._stats.begin(operation)
-        if not self._bulkhead.try_acquire():
-            self._stats.bulkhead_rejected(op)
-            raise BulkheadFull(
-                f"more than {self._bulkhead.max_concurrency} calls in flight",
-                integration=self.integration_id,
-                operation=operation,
-            )
+        bulkhead = self._bulkhead
+        if not bulkhead.try_acquire():
+            refused = await bulkhead.acquire()
+            if refused is not None:
+                self._stats.bulkhead_rejected(op)
+                raise BulkheadFull(refused, integration=self.integration_id, operation=operation)
         try:
             return await self._call(op, operation, attempt, timeout, idempotent)
         finally:
@@ -146,8 +159,16 @@ class Executor:
             exc.integration, exc.operation, exc.attempts = self.integration_id, operation, attempts
             if isinstance(exc, CircuitOpen):
                 stats.circuit_rejected(op)
-            elif classify(exc) == "failure":
+            elif classify(exc) == "success" and not isinstance(exc, UpstreamAuthError):
+                stats.client_error(op)  # the upstream answered, healthy; the caller gets the error
+            else:
                 stats.failed(op, clock.wall())
+            raise
+        except asyncio.CancelledError:
+            stats.cancelled(op)
+            raise
+        except BaseException:
+            stats.failed(op, clock.wall())  # a bug: the caller gets no result either
             raise
         finally:
             stats.ended(op, attempts, (clock.monotonic() - started) * 1000.0)

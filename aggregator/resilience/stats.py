@@ -4,11 +4,20 @@ Counters are plain ints bumped by the executor (single event loop, no locks); la
 fixed ring of the last ``RESERVOIR_SIZE`` calls, and percentiles are computed only when a snapshot
 is asked for, so the hot path never sorts or allocates. Snapshots are frozen value objects.
 
-What counts: ``calls`` every call made, refused ones included; ``successes`` calls that returned a
-result; ``failures`` calls that ended in an error the breaker counts as a failure (a 404 is neither
-a success nor a failure); ``retries`` attempts beyond the first; ``rejected`` calls refused by the
-breaker; ``bulkhead_rejected`` calls refused by the concurrency limit; ``timeouts`` attempts that
-timed out. Latency is that of the whole call, waits included, for calls that made an attempt.
+Every call counts once in ``calls`` when it starts and, when it ends, in exactly one class:
+
+- ``successes``: it returned a result;
+- ``failures``: an upstream failure ended it (connection errors, timeouts, 408, 429, 5xx, unusable
+  answers, GraphQL errors-only answers with a code in ``graphql_error_codes``, the token endpoint
+  failing), or a bug did;
+- ``client_errors``: the upstream answered an error that is not its own failure (a 4xx other than
+  408/429, a redirect, other GraphQL errors-only answers);
+- ``rejected``: the breaker refused it, nothing sent; ``bulkhead_rejected``: the bulkhead refused it;
+- ``cancelled``: its caller went away before it ended.
+
+So ``calls`` = the six classes + the calls still running (``in_flight`` + ``queued``, integration-wide).
+``retries`` (attempts beyond the first) and ``timeouts`` (attempts that timed out) count attempts, not
+calls. Latency is that of the whole call, waits included, for calls that made an attempt.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import math
 from dataclasses import dataclass
 
 from aggregator.resilience.breaker import CircuitBreaker, CircuitState
+from aggregator.resilience.bulkhead import Bulkhead
 
 __all__ = [
     "RESERVOIR_SIZE",
@@ -46,8 +56,11 @@ class OperationStatsSnapshot:
     calls: int
     successes: int
     failures: int
-    retries: int
+    client_errors: int
     rejected: int
+    bulkhead_rejected: int
+    cancelled: int
+    retries: int
     timeouts: int
     latency_ms: LatencySnapshot
 
@@ -56,19 +69,26 @@ class OperationStatsSnapshot:
 class IntegrationStatsSnapshot:
     integration_id: str
     circuit_state: CircuitState
+    calls: int
+    successes: int
     failures: int
+    client_errors: int
+    rejected: int
+    bulkhead_rejected: int
+    cancelled: int
+    retries: int
+    timeouts: int
+    in_flight: int
+    queued: int
+    queued_peak: int
+    # The breaker's view: attempts in its sliding window, and the current run of failed attempts.
+    window_calls: int
+    window_failures: int
+    consecutive_failures: int
     last_failure: float | None
     last_success: float | None
     opened_at: float | None
     retry_after: float | None
-    calls: int
-    successes: int
-    failures_total: int
-    retries: int
-    rejected: int
-    bulkhead_rejected: int
-    timeouts: int
-    in_flight: int
     latency_ms: LatencySnapshot
     operations: tuple[OperationStatsSnapshot, ...]
 
@@ -108,6 +128,8 @@ class CallStats:
     __slots__ = (
         "bulkhead_rejected",
         "calls",
+        "cancelled",
+        "client_errors",
         "failures",
         "latency",
         "rejected",
@@ -120,9 +142,11 @@ class CallStats:
         self.calls = 0
         self.successes = 0
         self.failures = 0
-        self.retries = 0
+        self.client_errors = 0
         self.rejected = 0
         self.bulkhead_rejected = 0
+        self.cancelled = 0
+        self.retries = 0
         self.timeouts = 0
         self.latency = LatencyReservoir()
 
@@ -132,8 +156,11 @@ class CallStats:
             calls=self.calls,
             successes=self.successes,
             failures=self.failures,
-            retries=self.retries,
+            client_errors=self.client_errors,
             rejected=self.rejected,
+            bulkhead_rejected=self.bulkhead_rejected,
+            cancelled=self.cancelled,
+            retries=self.retries,
             timeouts=self.timeouts,
             latency_ms=self.latency.snapshot(),
         )
@@ -182,6 +209,14 @@ class IntegrationStats:
         self.total.failures += 1
         self.last_failure = wall
 
+    def client_error(self, op: CallStats) -> None:
+        op.client_errors += 1
+        self.total.client_errors += 1
+
+    def cancelled(self, op: CallStats) -> None:
+        op.cancelled += 1
+        self.total.cancelled += 1
+
     def ended(self, op: CallStats, attempts: int, latency_ms: float) -> None:
         """Close a call: its extra attempts, and its latency if it reached the upstream at all."""
         if attempts == 0:
@@ -191,24 +226,30 @@ class IntegrationStats:
         op.latency.add(latency_ms)
         self.total.latency.add(latency_ms)
 
-    def snapshot(self, breaker: CircuitBreaker, in_flight: int) -> IntegrationStatsSnapshot:
+    def snapshot(self, breaker: CircuitBreaker, bulkhead: Bulkhead) -> IntegrationStatsSnapshot:
         total = self.total
         return IntegrationStatsSnapshot(
             integration_id=self.integration_id,
             circuit_state=breaker.state,
-            failures=breaker.failures,
+            calls=total.calls,
+            successes=total.successes,
+            failures=total.failures,
+            client_errors=total.client_errors,
+            rejected=total.rejected,
+            bulkhead_rejected=total.bulkhead_rejected,
+            cancelled=total.cancelled,
+            retries=total.retries,
+            timeouts=total.timeouts,
+            in_flight=bulkhead.in_flight,
+            queued=bulkhead.queued,
+            queued_peak=bulkhead.queued_peak,
+            window_calls=breaker.calls,
+            window_failures=breaker.failures,
+            consecutive_failures=breaker.consecutive_failures,
             last_failure=self.last_failure,
             last_success=self.last_success,
             opened_at=breaker.opened_at,
             retry_after=breaker.retry_after(),
-            calls=total.calls,
-            successes=total.successes,
-            failures_total=total.failures,
-            retries=total.retries,
-            rejected=total.rejected,
-            bulkhead_rejected=total.bulkhead_rejected,
-            timeouts=total.timeouts,
-            in_flight=in_flight,
             latency_ms=total.latency.snapshot(),
             operations=tuple(op.snapshot(op_id) for op_id, op in sorted(self._operations.items())),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import strawberry
 
@@ -24,38 +25,95 @@ class Latency:
     p99: float | None
 
 
-@strawberry.type
+def _counter(description: str) -> Any:
+    return strawberry.field(description=description)
+
+
+# One text per counter, shared by IntegrationStats and OperationStats.
+_CALLS = (
+    "Calls made since start, refused ones included. Every call that has ended counts in exactly one "
+    "of successes, failures, clientErrors, rejected, bulkheadRejected and cancelled."
+)
+_SUCCESSES = "Calls that returned a result."
+_FAILURES = (
+    "Calls that ended in an upstream failure: connection errors, timeouts, 408, 429, 5xx, unusable "
+    "answers, GraphQL errors-only answers with a code in graphql_error_codes, credentials that could "
+    "not be obtained."
+)
+_CLIENT_ERRORS = (
+    "Calls the upstream answered with an error that is not its own failure: a 4xx other than 408 "
+    "and 429, a redirect, a GraphQL errors-only answer with another code. The caller got the error; "
+    "the breaker counts the upstream as healthy."
+)
+_REJECTED = "Calls refused by the open (or full half-open) breaker: CIRCUIT_OPEN, nothing sent."
+_BULKHEAD_REJECTED = (
+    "Calls refused by the bulkhead (BULKHEAD_FULL): no slot within queue_timeout, or the queue full."
+)
+_CANCELLED = "Calls whose caller went away before they ended."
+_RETRIES = "Attempts beyond the first of each call (attempts, not calls)."
+_TIMEOUTS = "Attempts that timed out (attempts, not calls)."
+
+
+@strawberry.type(description="Counters of one operation since start; see IntegrationStats for the rules.")
 class OperationStats:
     operation_id: str
-    calls: int
-    successes: int
-    failures: int
-    retries: int
-    rejected: int
-    timeouts: int
-    latency_ms: Latency
+    calls: int = _counter(_CALLS)
+    successes: int = _counter(_SUCCESSES)
+    failures: int = _counter(_FAILURES)
+    client_errors: int = _counter(_CLIENT_ERRORS)
+    rejected: int = _counter(_REJECTED)
+    bulkhead_rejected: int = _counter(_BULKHEAD_REJECTED)
+    cancelled: int = _counter(_CANCELLED)
+    retries: int = _counter(_RETRIES)
+    timeouts: int = _counter(_TIMEOUTS)
+    latency_ms: Latency = strawberry.field(description="Latency of the operation's recent calls.")
 
 
-@strawberry.type(description="Health and counters of one integration, as its executor sees them.")
+@strawberry.type(
+    description=(
+        "Health and counters of one integration, as its executor sees them, since start. calls = "
+        "successes + failures + clientErrors + rejected + bulkheadRejected + cancelled + inFlight + queued."
+    )
+)
 class IntegrationStats:
-    integration_id: str
-    type: str
-    circuit_state: CircuitState
-    failures: int = strawberry.field(description="Failures counted now in the breaker's sliding window.")
-    failures_total: int = strawberry.field(description="Calls that ended in a failure since start.")
-    last_failure: DateTime | None
-    last_success: DateTime | None
-    opened_at: DateTime | None
+    integration_id: str = strawberry.field(description="The integration's id in the config.")
+    type: str = strawberry.field(description="rest or graphql.")
+    circuit_state: CircuitState = strawberry.field(description="The breaker's state now.")
+    calls: int = _counter(_CALLS)
+    successes: int = _counter(_SUCCESSES)
+    failures_total: int = _counter(_FAILURES)
+    client_errors: int = _counter(_CLIENT_ERRORS)
+    rejected: int = _counter(_REJECTED)
+    bulkhead_rejected: int = _counter(_BULKHEAD_REJECTED)
+    cancelled: int = _counter(_CANCELLED)
+    retries: int = _counter(_RETRIES)
+    timeouts: int = _counter(_TIMEOUTS)
+    in_flight: int = _counter("Calls holding a bulkhead slot now (at most max_concurrency).")
+    queued: int = _counter("Calls waiting for a bulkhead slot now (at most max_queue).")
+    queued_peak: int = _counter("The most calls that waited for a slot at once since start.")
+    window_calls: int = _counter(
+        "Attempts (retries included) the breaker counts now in its sliding window, successes and failures."
+    )
+    window_failures: int = _counter(
+        "Failed attempts the breaker counts now in its sliding window (at most windowCalls)."
+    )
+    consecutive_failures: int = _counter(
+        "Failed attempts in a row since the last success; circuit_breaker.consecutive_failures opens it."
+    )
+    failures: int = strawberry.field(
+        deprecation_reason=(
+            "The failed attempts in the breaker's window: read windowFailures (the same number), "
+            "or failuresTotal for failed calls."
+        )
+    )
+    last_failure: DateTime | None = strawberry.field(description="When a call last ended in a failure.")
+    last_success: DateTime | None = strawberry.field(description="When a call last returned a result.")
+    opened_at: DateTime | None = strawberry.field(description="When the breaker last opened.")
     retry_after: float | None = strawberry.field(description="Seconds until the next trial call when OPEN.")
-    calls: int
-    successes: int
-    retries: int
-    rejected: int = strawberry.field(description="Calls refused by the open breaker.")
-    bulkhead_rejected: int
-    timeouts: int
-    in_flight: int
-    latency_ms: Latency
-    operations: list[OperationStats]
+    latency_ms: Latency = strawberry.field(
+        description="Latency of recent calls that reached the upstream, waits and retries included."
+    )
+    operations: list[OperationStats] = strawberry.field(description="The same counters per operation.")
 
 
 def _latency(snapshot: LatencySnapshot) -> Latency:
@@ -68,8 +126,11 @@ def _operation(snapshot: OperationStatsSnapshot) -> OperationStats:
         calls=snapshot.calls,
         successes=snapshot.successes,
         failures=snapshot.failures,
-        retries=snapshot.retries,
+        client_errors=snapshot.client_errors,
         rejected=snapshot.rejected,
+        bulkhead_rejected=snapshot.bulkhead_rejected,
+        cancelled=snapshot.cancelled,
+        retries=snapshot.retries,
         timeouts=snapshot.timeouts,
         latency_ms=_latency(snapshot.latency_ms),
     )
@@ -80,19 +141,26 @@ def to_graphql(snapshot: IntegrationStatsSnapshot, integration_type: str) -> Int
         integration_id=snapshot.integration_id,
         type=integration_type,
         circuit_state=CircuitState(snapshot.circuit_state),
-        failures=snapshot.failures,
-        failures_total=snapshot.failures_total,
+        calls=snapshot.calls,
+        successes=snapshot.successes,
+        failures_total=snapshot.failures,
+        client_errors=snapshot.client_errors,
+        rejected=snapshot.rejected,
+        bulkhead_rejected=snapshot.bulkhead_rejected,
+        cancelled=snapshot.cancelled,
+        retries=snapshot.retries,
+        timeouts=snapshot.timeouts,
+        in_flight=snapshot.in_flight,
+        queued=snapshot.queued,
+        queued_peak=snapshot.queued_peak,
+        window_calls=snapshot.window_calls,
+        window_failures=snapshot.window_failures,
+        consecutive_failures=snapshot.consecutive_failures,
+        failures=snapshot.window_failures,
         last_failure=from_epoch(snapshot.last_failure),
         last_success=from_epoch(snapshot.last_success),
         opened_at=from_epoch(snapshot.opened_at),
         retry_after=snapshot.retry_after,
-        calls=snapshot.calls,
-        successes=snapshot.successes,
-        retries=snapshot.retries,
-        rejected=snapshot.rejected,
-        bulkhead_rejected=snapshot.bulkhead_rejected,
-        timeouts=snapshot.timeouts,
-        in_flight=snapshot.in_flight,
         latency_ms=_latency(snapshot.latency_ms),
         operations=[_operation(op) for op in snapshot.operations],
     )
