@@ -106,6 +106,8 @@ def test_integration_inherits_every_default_it_does_not_set() -> None:
       retry: {max_attempts: 4, jitter: none}
       circuit_breaker: {threshold: 7}
       max_concurrency: 12
+      max_queue: 0
+      queue_timeout: 250ms
       headers: {X-Client: gateway}
       max_response_bytes: 2MiB
     """
@@ -113,9 +115,24 @@ def test_integration_inherits_every_default_it_does_not_set() -> None:
         "api"
     ]
     assert (api.timeout, api.max_concurrency, api.max_response_bytes) == (3.0, 12, 2 * 1024 * 1024)
+    assert (api.max_queue, api.queue_timeout) == (0, 0.25)
     assert (api.retry.max_attempts, api.retry.jitter) == (4, "none")
     assert api.circuit_breaker == BreakerPolicy(threshold=7)
     assert dict(api.headers) == {"X-Client": "gateway"}
+
+
+def test_bulkhead_and_breaker_defaults_without_any_block() -> None:
+    """No setting at all: 100 slots, a line of 2000 waiting up to 10s, run rule 5, window 10s."""
+    api = one_integration("operations: {op: {path: /x}}").integrations["api"]
+    assert (api.max_concurrency, api.max_queue, api.queue_timeout) == (100, 2000, 10.0)
+    assert (api.circuit_breaker.consecutive_failures, api.circuit_breaker.window) == (5, 10.0)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), ("1", 1), ("false", None)])
+def test_consecutive_failures_takes_a_count_or_false(value: str, expected: int | None) -> None:
+    """circuit_breaker.consecutive_failures: a run length, or false to turn the run rule off."""
+    body = f"circuit_breaker: {{consecutive_failures: {value}}}\noperations: {{op: {{path: /x}}}}"
+    assert one_integration(body).integrations["api"].circuit_breaker.consecutive_failures == expected
 
 
 def test_integration_block_is_merged_key_by_key_over_the_defaults_block() -> None:
@@ -716,6 +733,31 @@ REFUSALS = [
         "integrations.api.circuit_breaker.half_open_max_calls",
         "at least 1",
         id="half-open-calls",
+    ),
+    pytest.param(
+        api("circuit_breaker: {consecutive_failures: 0}"),
+        4,
+        "integrations.api.circuit_breaker.consecutive_failures",
+        "at least 1, or false to turn the rule off, got the integer 0",
+        id="consecutive-zero",
+    ),
+    pytest.param(
+        api("circuit_breaker: {consecutive_failures: true}"),
+        4,
+        "integrations.api.circuit_breaker.consecutive_failures",
+        "or false to turn the rule off, got the boolean true",
+        id="consecutive-true",
+    ),
+    pytest.param(api("max_queue: -1"), 4, "integrations.api.max_queue", "at least 0", id="max-queue"),
+    pytest.param(
+        api("queue_timeout: 0s"), 4, "integrations.api.queue_timeout", "greater than zero", id="queue-timeout"
+    ),
+    pytest.param(
+        "defaults: {max_queue: lots}\n" + api(),
+        1,
+        "defaults.max_queue",
+        "must be a whole number",
+        id="defaults-max-queue",
     ),
     pytest.param(
         api("max_concurrency: '100'"),

@@ -70,6 +70,7 @@ KEYS = [
     *("params", "returns", "idempotent", "kind", "field", "document", "select", "operation_name", "in"),
     *("max_attempts", "initial_wait", "max_wait", "multiplier", "jitter", "retry_on", "deadline", "budget"),
     *("threshold", "failure_rate", "window", "reset_after", "half_open_max_calls", "token", "key", "name"),
+    *("consecutive_failures", "max_queue", "queue_timeout"),
     *("graphiql", "max_depth", "cors_origins", "<<", "", "x-y", "1"),
 ]
 WORDS = [

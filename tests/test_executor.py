@@ -27,7 +27,7 @@ from resilience_fakes import (
     upstream_timeout,
 )
 
-from aggregator.config.models import RetryBudget
+from aggregator.config.models import BreakerPolicy, RetryBudget
 from aggregator.errors import (
     BulkheadFull,
     CircuitOpen,
@@ -473,6 +473,87 @@ async def test_bulkhead_slot_is_released_when_the_breaker_refuses(executor: Exec
     assert executor.in_flight == 0
 
 
+async def test_a_call_waits_in_line_for_a_slot_then_runs(clock: FakeClock) -> None:
+    """With every slot taken, a call waits (counted as queued) and runs once a slot frees."""
+    executor = make_executor(clock, max_concurrency=1, max_queue=1, queue_timeout=5.0)
+    hung = Hanging()
+    first = asyncio.create_task(call(executor, hung))
+    await hung.started.wait()
+    second = asyncio.create_task(call(executor, always("second")))
+    await turns(3)
+    assert (executor.snapshot().in_flight, executor.snapshot().queued) == (1, 1)
+    hung.finish()
+    assert await asyncio.gather(first, second) == ["ok", "second"]
+    stats = executor.snapshot()
+    assert (stats.in_flight, stats.queued, stats.queued_peak, stats.successes) == (0, 0, 1, 2)
+
+
+async def test_a_call_that_waits_past_queue_timeout_is_refused_unsent(clock: FakeClock) -> None:
+    """No slot within queue_timeout: BULKHEAD_FULL, nothing sent, the breaker ignores it."""
+    executor = make_executor(clock, max_concurrency=1, max_queue=1, queue_timeout=2.0)
+    hung = Hanging()
+    first = asyncio.create_task(call(executor, hung))
+    await hung.started.wait()
+    extra = Scripted()
+    waiting = asyncio.create_task(failure_of(executor, extra))
+    await turns(3)
+    clock.advance(2.0)
+    error = await waiting
+    assert isinstance(error, BulkheadFull)
+    assert str(error) == "users.getUser: no slot of 1 came free within 2s (queue_timeout)"
+    assert (error.attempts, extra.calls, executor.breaker.calls) == (0, 0, 0)
+    hung.finish()
+    await first
+    assert executor.snapshot().bulkhead_rejected == 1
+
+
+# --- a hard outage under steady traffic ------------------------------------------------------------
+
+
+async def steady_traffic(
+    executor: Executor, clock: FakeClock, attempt: Attempt, *, rate: float, seconds: float
+) -> list[object]:
+    """One call every 1/rate seconds of fake time for ``seconds``: each call's result or error."""
+    outcomes: list[object] = []
+    for _ in range(round(rate * seconds)):
+        try:
+            outcomes.append(await call(executor, attempt, timeout=0.5))
+        except UpstreamError as error:
+            outcomes.append(error)
+        clock.advance(1 / rate)
+    return outcomes
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [pytest.param("refused", id="connection-refused"), pytest.param("hanging", id="hanging-upstream")],
+)
+async def test_a_hard_outage_opens_the_default_breaker_within_five_failures(
+    clock: FakeClock, cut: str
+) -> None:
+    """After a minute of successes at 100 calls/s, the default breaker opens on the 5th failed call."""
+    executor = make_executor(clock, breaker=BreakerPolicy())
+    history = await steady_traffic(executor, clock, always("ok"), rate=100, seconds=60)
+    assert history == ["ok"] * 6000
+    assert executor.snapshot().window_calls > 900  # about 10 s of successes: a rate of 0.5% at 5 failures
+    # A hanging attempt: its 0.5 s attempt timeout fires as fake time reaches it.
+    broken = always(unavailable()) if cut == "refused" else Taking(clock, 0.5)
+    outage = await steady_traffic(executor, clock, broken, rate=100, seconds=1)
+    failed = [type(o) for o in outage[:5]]
+    assert failed == [UpstreamUnavailable if cut == "refused" else UpstreamTimeout] * 5
+    assert all(isinstance(o, CircuitOpen) for o in outage[5:])
+
+
+@pytest.mark.parametrize("rate", [1, 10, 1000])
+async def test_the_rate_rule_alone_opens_within_half_the_default_window(clock: FakeClock, rate: int) -> None:
+    """Run rule off, a total outage after a minute of successes opens it within 5 s at any call rate."""
+    executor = make_executor(clock, breaker=BreakerPolicy(consecutive_failures=None))
+    await steady_traffic(executor, clock, always("ok"), rate=rate, seconds=60)
+    outage = await steady_traffic(executor, clock, always(unavailable()), rate=rate, seconds=8)
+    first_refusal = next(n for n, o in enumerate(outage) if isinstance(o, CircuitOpen))
+    assert first_refusal / rate <= BreakerPolicy().window / 2 + BreakerPolicy().window / 60
+
+
 # --- concurrency -----------------------------------------------------------------------------------
 
 
@@ -550,6 +631,52 @@ async def test_hundreds_of_concurrent_calls_leak_nothing(clock: FakeClock) -> No
 
 
 # --- stats -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "counter"),
+    [
+        pytest.param("ok", "successes", id="result"),
+        pytest.param(http_error(503), "failures", id="5xx"),
+        pytest.param(unavailable(), "failures", id="refused"),
+        pytest.param(http_error(429), "failures", id="429"),
+        pytest.param(UpstreamAuthError("no token"), "failures", id="auth-error"),
+        pytest.param(KeyError("bug"), "failures", id="bug"),
+        pytest.param(http_error(404), "client_errors", id="404"),
+        pytest.param(UpstreamGraphQLError("errors"), "client_errors", id="graphql-errors"),
+        pytest.param(asyncio.CancelledError(), "cancelled", id="cancelled"),
+    ],
+)
+async def test_every_call_ends_in_exactly_one_class(executor: Executor, answer: object, counter: str) -> None:
+    """However a call ends, exactly one of the six classes counts it, per operation too."""
+    classes = ("successes", "failures", "client_errors", "rejected", "bulkhead_rejected", "cancelled")
+    await asyncio.gather(call(executor, always(answer)), return_exceptions=True)
+    stats = executor.snapshot()
+    [op] = stats.operations
+    expected = {name: int(name == counter) for name in classes}
+    assert {name: getattr(stats, name) for name in classes} == expected
+    assert {name: getattr(op, name) for name in classes} == expected
+    assert stats.calls == op.calls == 1
+
+
+async def test_calls_add_up_while_some_run_and_some_wait(clock: FakeClock) -> None:
+    """Mid-flight, calls = the six classes + in_flight + queued."""
+    executor = make_executor(clock, max_concurrency=2, max_queue=2, queue_timeout=5.0)
+    hung = [Hanging(), Hanging()]
+    running = [asyncio.create_task(call(executor, h)) for h in hung]
+    await turns(3)
+    waiting = [asyncio.create_task(call(executor, always("ok"))) for _ in range(2)]
+    await turns(3)
+    await failure_of(executor, always("ok"))  # the line is full
+    await turns(3)
+    stats = executor.snapshot()
+    ended = stats.successes + stats.failures + stats.client_errors + stats.rejected
+    ended += stats.bulkhead_rejected + stats.cancelled
+    assert (stats.calls, ended, stats.in_flight, stats.queued) == (5, 1, 2, 2)
+    for h in hung:
+        h.finish()
+    await asyncio.gather(*running, *waiting)
+    assert executor.snapshot().successes == 4
 
 
 async def test_fresh_stats_are_empty(executor: Executor) -> None:
