@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import gc
 import os
 import signal
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import uvicorn
 from starlette.applications import Starlette
@@ -130,6 +131,15 @@ def _quiet_signals() -> None:
         signal.signal(signum, _stop_quietly)
 
 
+def _log_config(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging config plus the gateway's own loggers (breaker transitions, upstream failures)
+    at ``log_level``, on uvicorn's stderr handler: without a handler of their own, Python printed their
+    warnings bare and dropped their INFO lines (a breaker closing)."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["aggregator"] = {"handlers": ["default"], "level": uvicorn.config.LOG_LEVELS[log_level]}
+    return config
+
+
 class _Gateway(uvicorn.Server):
     """uvicorn's server, marking the app as draining (``/readyz`` answers 503) once shutdown begins."""
 
@@ -138,6 +148,7 @@ class _Gateway(uvicorn.Server):
         config = uvicorn.Config(
             app,
             log_level=log_level,
+            log_config=_log_config(log_level),
             access_log=access_log,
             loop="auto",
             http="auto",
@@ -203,6 +214,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         fd=sock.fileno(),
         workers=args.workers,
         log_level=args.log_level,
+        log_config=_log_config(args.log_level),
         access_log=args.access_log,
         loop="auto",
         http="auto",

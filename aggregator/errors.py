@@ -6,7 +6,8 @@ The hierarchy::
     ├── ConfigError                 a bad integrations.yaml: a list of Problem(file, line, key, message)
     ├── CallError                   the caller asked for something that does not exist or is malformed
     │   ├── UnknownOperation        UNKNOWN_OPERATION
-    │   └── InvalidParams           INVALID_PARAMS
+    │   ├── InvalidParams           INVALID_PARAMS
+    │   └── BadUserInput            BAD_USER_INPUT        an argument names nothing that exists
     └── UpstreamError               an upstream call did not produce a usable result
         ├── CircuitOpen             CIRCUIT_OPEN          refused by an open breaker, nothing sent
         ├── BulkheadFull            BULKHEAD_FULL         refused: the integration's concurrency limit is full
@@ -32,6 +33,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AggregatorError",
+    "BadUserInput",
     "BulkheadFull",
     "CallError",
     "CircuitOpen",
@@ -101,6 +103,12 @@ class UnknownOperation(CallError):
 
 class InvalidParams(CallError):
     code = "INVALID_PARAMS"
+
+
+class BadUserInput(CallError):
+    """An argument value the schema accepts but that names nothing (Apollo's code for it)."""
+
+    code = "BAD_USER_INPUT"
 
 
 class UpstreamError(AggregatorError):

@@ -165,7 +165,8 @@ def test_sibling_fields_call_their_upstreams_concurrently(gateway: Gateway, dire
 
 def _stats(gateway: Gateway, integration: str) -> dict[str, object]:
     body = gateway.query(
-        "query($id: String) { integrationStats(id: $id) { integrationId type circuitState failures calls "
+        "query($id: String) { integrationStats(id: $id) { integrationId type circuitState windowFailures "
+        "calls "
         "successes retries rejected lastFailure openedAt latencyMs { p50 } "
         "operations { operationId calls } } }",
         {"id": integration},
@@ -234,10 +235,38 @@ def test_integration_stats_counts_calls_per_operation(gateway: Gateway) -> None:
     assert stats["latencyMs"]["p50"] > 0  # type: ignore[index]
 
 
-def test_unknown_integration_in_stats_is_an_error(gateway: Gateway) -> None:
-    """Asking for the stats of an integration that does not exist is a clear error."""
+def test_unknown_integration_in_stats_is_bad_user_input(gateway: Gateway) -> None:
+    """Asking for the stats of an integration that does not exist is the caller's mistake, and the
+    message lists the ids that exist."""
     body = gateway.query('{ integrationStats(id: "nope") { integrationId } }')
-    assert "no integration 'nope'" in body["errors"][0]["message"]
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert error["message"] == "integrationStats: no integration 'nope'; the known ids are: down, users"
+    assert error["path"] == ["integrationStats"]
+
+
+STATS_FIELD = 'integrationStats(id: "users") { circuitState calls failuresTotal rejected windowFailures }'
+
+
+@pytest.mark.parametrize("stats_first", [True, False], ids=["stats-first", "stats-last"])
+def test_integration_stats_shows_the_effect_of_its_own_request(
+    gateway: Gateway, directory: Directory, stats_first: bool
+) -> None:
+    """integrationStats resolves after the request's other root fields, wherever it stands: the call
+    that opens the breaker ends with CIRCUIT_OPEN, and the same answer's stats say OPEN."""
+    directory.failing = True
+    gateway.query('{ users_getUser(id: "1") { name } }')  # two failed attempts of three
+    call = 'users_getUser(id: "1") { name }'
+    body = gateway.query(
+        f"{{ {STATS_FIELD if stats_first else call} {call if stats_first else STATS_FIELD} }}"
+    )
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["CIRCUIT_OPEN"]
+    assert list(body["data"]) == (
+        ["integrationStats", "users_getUser"] if stats_first else ["users_getUser", "integrationStats"]
+    )
+    assert body["data"]["integrationStats"] == [
+        {"circuitState": "OPEN", "calls": 2, "failuresTotal": 1, "rejected": 1, "windowFailures": 3}
+    ]
 
 
 def test_gateway_is_ready_while_every_upstream_is_down(gateway: Gateway) -> None:

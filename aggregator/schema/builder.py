@@ -8,9 +8,10 @@ already coerced. Both are on the hot path of every request.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -41,7 +42,14 @@ from aggregator.config.models import (
     TypeExpr,
     UnionType,
 )
-from aggregator.errors import BulkheadFull, CallError, CircuitOpen, UpstreamError, UpstreamGraphQLError
+from aggregator.errors import (
+    BadUserInput,
+    BulkheadFull,
+    CallError,
+    CircuitOpen,
+    UpstreamError,
+    UpstreamGraphQLError,
+)
 from aggregator.module import IntegrationModule
 from aggregator.schema.compiled import DictField, TypeResolver, operation_resolver
 from aggregator.schema.execution import DocumentRunner
@@ -67,6 +75,30 @@ class RequestContext:
     request_id: str = ""
     # Errors that came with partial data from a GraphQL upstream: the data is returned, these are added.
     upstream_errors: list[GraphQLError] = field(default_factory=list)
+    # The request's operation calls not yet ended, and a future for whoever waits until none is left.
+    _calls_running: int = field(default=0, init=False, repr=False)
+    _settled: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
+
+    def call_started(self) -> None:
+        """Count an operation call; resolvers call it when called, before any of them runs."""
+        self._calls_running += 1
+
+    def call_ended(self) -> None:
+        self._calls_running -= 1
+        if self._calls_running == 0 and self._settled is not None and not self._settled.done():
+            self._settled.set_result(None)
+
+    async def calls_settled(self) -> None:
+        """Return once every operation call of the request counted so far has ended.
+
+        Both executors call every root resolver before awaiting any, so a root field that awaits this
+        (``integrationStats``) sees its siblings' effect wherever it stands in the selection.
+        """
+        if self._calls_running == 0:
+            return
+        if self._settled is None or self._settled.done():
+            self._settled = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._settled)
 
     def add_partial_errors(
         self, info: GraphQLResolveInfo[Any], integration_id: str, op: Operation, partial: PartialResult
@@ -127,27 +159,40 @@ def _operation_resolver(
     # Enum arguments arrive as members of Python enums (types.py): only then is there work to do.
     wire = any(param.type.named in enum_reaching for param in op.params)
 
-    # Marked: compiled plans (compiled.py) call it themselves, with a real GraphQLResolveInfo.
-    @operation_resolver
-    async def resolve(_root: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
-        context = info.context
-        headers = context.headers if isinstance(context, RequestContext) else None
-        nodes = info.field_nodes
-        # What the client selected below the field goes down, so that only that is fetched.
-        selection = None
-        if nodes[0].selection_set is not None:
-            values = info.variable_values
-            # graphql-core 3.3 gives VariableValues; an execution context of Strawberry's a plain dict.
-            variables = values.coerced if isinstance(values, VariableValues) else values
-            selection = ClientSelection(nodes, info.fragments, variables)
-        # An AggregatorError propagates as is: graphql-core takes its message and `extensions` dict.
-        params = to_wire(args) if wire else args
-        result = await module.call(integration_id, operation_id, params, headers=headers, selection=selection)
+    async def run(info: GraphQLResolveInfo[Any], context: RequestContext | None, args: Any) -> Any:
+        try:
+            headers = context.headers if context is not None else None
+            nodes = info.field_nodes
+            # What the client selected below the field goes down, so that only that is fetched.
+            selection = None
+            if nodes[0].selection_set is not None:
+                values = info.variable_values
+                # graphql-core 3.3 gives VariableValues; an execution context of Strawberry's a plain dict.
+                variables = values.coerced if isinstance(values, VariableValues) else values
+                selection = ClientSelection(nodes, info.fragments, variables)
+            # An AggregatorError propagates as is: graphql-core takes its message and `extensions` dict.
+            params = to_wire(args) if wire else args
+            result = await module.call(
+                integration_id, operation_id, params, headers=headers, selection=selection
+            )
+        finally:
+            if context is not None:
+                context.call_ended()
         if isinstance(result, PartialResult):
-            if isinstance(context, RequestContext):
+            if context is not None:
                 context.add_partial_errors(info, integration_id, op, result)
             return result.data
         return result
+
+    # Marked: compiled plans (compiled.py) call it themselves, with a real GraphQLResolveInfo. Not a
+    # coroutine function itself: the call is counted when the executor calls the resolver.
+    @operation_resolver
+    def resolve(_root: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Awaitable[Any]:
+        context = info.context
+        if isinstance(context, RequestContext):
+            context.call_started()
+            return run(info, context, args)
+        return run(info, None, args)
 
     return resolve
 
@@ -248,15 +293,17 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
 
     types = {i.id: i.type for i in config.integrations.values()}
 
-    def integration_stats(
+    async def integration_stats(
+        arg1: strawberry.Info,
         arg0: Annotated[str | None, strawberry.argument(name="id")] = None,
     ) -> list[IntegrationStats]:
-        if arg0 is None:
-            snapshots = module.all_stats()
-        elif arg0 not in types:
-            raise CallError(f"no integration {arg0!r}; known: {', '.join(sorted(types)) or 'none'}")
-        else:
-            snapshots = [module.stats(arg0)]
+        if arg0 is not None and arg0 not in types:
+            known = ", ".join(sorted(types)) or "none"
+            raise BadUserInput(f"integrationStats: no integration {arg0!r}; the known ids are: {known}")
+        # After the request's other root fields, so that it shows what their calls did.
+        if isinstance(arg1.context, RequestContext):
+            await arg1.context.calls_settled()
+        snapshots = module.all_stats() if arg0 is None else [module.stats(arg0)]
         return [to_graphql(s, types[s.integration_id]) for s in snapshots]
 
     roots["query"]["integrationStats"] = strawberry.field(
