@@ -36,7 +36,10 @@ from run import BENCH, NODE, REPO, RESULTS, ensure_wrk, find_aggregator, host_in
 from scenarios import Request, request_for
 
 CONFIG = BENCH / "aggregator-defaults.yaml"
-STATS_QUERY = '{ integrationStats(id: "accounts") { calls successes failuresTotal clientErrors rejected bulkheadRejected queuedPeak } }'
+STATS_QUERY = (
+    '{ integrationStats(id: "accounts") { calls successes failuresTotal clientErrors rejected '
+    "bulkheadRejected queuedPeak latencyMs { p50 } } }"
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Cell:
     clients: int
     load: LoadResult
     stats: dict[str, int]  # integrationStats counters accrued during the cell
+    call_p50_ms: float
 
     @property
     def errors(self) -> int:
@@ -59,19 +63,22 @@ def node_binary() -> str:
     return found
 
 
-def stats(server: Server) -> dict[str, int]:
+def stats(server: Server) -> tuple[dict[str, int], float]:
+    """The integration's counters, and the p50 of its recent calls' latency in ms as its executor saw
+    it (slot taken to answer read): how long a call stays in flight, mostly waiting for the CPU."""
     _, answer = send(server.url, Request("POST", "/graphql", json.dumps({"query": STATS_QUERY})), 0)
     found: dict[str, Any] = answer["data"]["integrationStats"][0]
-    return {key: int(value) for key, value in found.items()}
+    latency = found.pop("latencyMs")["p50"] or 0.0
+    return {key: int(value) for key, value in found.items()}, float(latency)
 
 
 def run_cell(server: Server, request: Request, clients: int, seconds: float) -> Cell:
-    before = stats(server)
+    before, _ = stats(server)
     load = run_wrk(server.url, request, connections=clients, seconds=seconds)
-    after = stats(server)
+    after, call_p50 = stats(server)
     # queuedPeak is a high-water mark since start, not a counter: shown as it is after the cell.
     accrued = {key: after[key] - before[key] if key != "queuedPeak" else after[key] for key in after}
-    return Cell(clients, load, accrued)
+    return Cell(clients, load, accrued, call_p50)
 
 
 def render(cells: Sequence[Cell], command: str, seconds: float, machine: Sequence[str]) -> str:
@@ -84,14 +91,15 @@ def render(cells: Sequence[Cell], command: str, seconds: float, machine: Sequenc
         f"- config: `{CONFIG.relative_to(REPO)}` (no policy set: the gateway's defaults)",
         "",
         "| clients | requests/s | p50 ms | p99 ms | answers with an error | calls | "
-        "refused by the bulkhead | most calls waiting for a slot |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "refused by the bulkhead | most calls waiting for a slot | call p50 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell in cells:
         s = cell.stats
         lines.append(
             f"| {cell.clients} | {cell.load.rps:,.0f} | {cell.load.p50_ms:.1f} | {cell.load.p99_ms:.1f} | "
-            f"{cell.errors} | {s['calls']:,} | {s['bulkheadRejected']} | {s.get('queuedPeak', '-')} |"
+            f"{cell.errors} | {s['calls']:,} | {s['bulkheadRejected']} | {s['queuedPeak']} | "
+            f"{cell.call_p50_ms:.1f} |"
         )
     total = sum(cell.errors for cell in cells)
     lines += ["", f"Answers with an error over the whole run: {total}."]
