@@ -39,7 +39,7 @@ query Demo {
   recommendations_forUser(userId: "1") { title score }
   catalog_product(id: "1") { name price { amount currency } rating reviews { stars text } }
   inventory_stock(productId: "1") { quantity warehouse }
-  integrationStats { integrationId circuitState calls failures }
+  integrationStats { integrationId circuitState calls successes failuresTotal }
 }
 """
 
