@@ -19,8 +19,6 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
 
-import httpx
-
 from aggregator.config.models import Config, Integration
 from aggregator.errors import UnknownOperation
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
@@ -57,10 +55,8 @@ class IntegrationModule:
         config: Config | None = None,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._clock = clock
-        self._transport = transport
         self._entries: dict[str, _Entry] = {}
         self._running = False
         for integration in config.integrations.values() if config else ():
@@ -70,7 +66,7 @@ class IntegrationModule:
         """Add an integration; one registered while running starts on its first call."""
         if integration.id in self._entries:
             raise ValueError(f"integration {integration.id!r} is already registered")
-        upstream = make_upstream(integration, clock=self._clock, transport=self._transport)
+        upstream = make_upstream(integration, clock=self._clock)
         executor = Executor(
             integration.id,
             retry=integration.retry,

@@ -125,7 +125,7 @@ async def _measure(base_url: str, calls: int, rounds: int) -> dict[str, list[flo
     assert tripped.breaker.state == "open"
 
     bare_client = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=100))
-    same_client = UpstreamClient(timeout=5.0, max_connections=100)
+    same_client = UpstreamClient(max_connections=100)
     url = f"{base_url}/users/1"
 
     async def bare() -> Any:

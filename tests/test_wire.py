@@ -163,8 +163,8 @@ async def pool() -> AsyncIterator[WirePool]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[UpstreamClient]:
-    """An integration's client on the wire pool (no httpx transport injected)."""
-    built = UpstreamClient(timeout=TIMEOUT, max_connections=10)
+    """An integration's client, as an upstream makes it."""
+    built = UpstreamClient(max_connections=10)
     yield built
     await built.aclose()
 

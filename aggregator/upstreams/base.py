@@ -17,15 +17,8 @@ __all__ = ["HttpUpstream"]
 class HttpUpstream:
     """The shared part of an upstream; subclasses add ``prepare`` and ``send``."""
 
-    def __init__(
-        self,
-        integration: Integration,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
+    def __init__(self, integration: Integration, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._integration = integration
-        self._transport = transport
         self.clock = clock
         self._client: UpstreamClient | None = None
         self._auth = build_authenticator(
@@ -36,12 +29,7 @@ class HttpUpstream:
     async def start(self) -> None:
         """Create the integration's one client: a keep-alive pool as large as its bulkhead."""
         if self._client is None:
-            self._client = UpstreamClient(
-                timeout=self._integration.timeout,
-                max_connections=self._integration.max_concurrency,
-                transport=self._transport,
-                clock=self.clock,
-            )
+            self._client = UpstreamClient(max_connections=self._integration.max_concurrency, clock=self.clock)
 
     async def stop(self) -> None:
         """Close the client (and the token endpoint's); a later ``start`` opens fresh ones."""
@@ -52,4 +40,4 @@ class HttpUpstream:
 
     def _token_client(self) -> httpx.AsyncClient:
         # Its own small pool: a token fetch must never queue behind the calls that wait for it.
-        return build_client(timeout=self._integration.timeout, max_connections=4, transport=self._transport)
+        return build_client(timeout=self._integration.timeout, max_connections=4)

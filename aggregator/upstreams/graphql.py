@@ -193,10 +193,9 @@ class GraphQLUpstream(HttpUpstream):
         self,
         integration: Integration,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(integration, transport=transport, clock=clock)
+        super().__init__(integration, clock=clock)
         self._gql: _Transport | None = None
         self._cutter = DocumentCutter()
         for op in integration.operations.values():

@@ -72,14 +72,8 @@ class _Client(httpx.AsyncClient):
         self._cookies = _NoCookies()
 
 
-def build_client(
-    *,
-    timeout: float,
-    max_connections: int,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """An httpx client for what is not an integration's call (an OAuth2 token endpoint), or for the
-    calls themselves when a ``transport`` is given (tests pass httpx's MockTransport).
+def build_client(*, timeout: float, max_connections: int) -> httpx.AsyncClient:
+    """An httpx client for what is not an integration's call: an OAuth2 token endpoint.
 
     Redirects are never followed, so credentials cannot be carried to whatever host a ``Location``
     names. Proxy settings are not read from the environment: where a call goes is what the config
@@ -87,8 +81,9 @@ def build_client(
     """
     return _Client(
         timeout=timeout,
-        transport=transport
-        or httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections), trust_env=False),
+        transport=httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=max_connections), trust_env=False
+        ),
         follow_redirects=False,
         trust_env=False,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
@@ -142,31 +137,16 @@ class UpstreamResponse:
 class UpstreamClient:
     """An integration's one pool for its calls.
 
-    By default the calls go over ``WirePool`` (wire.py: an HTTP/1.1 client on httptools, about 17 µs
-    of CPU per call against 122 µs for httpx's request and response objects on aiohttp's pool, and
-    790 µs for httpx's own pool). Given an httpx ``transport`` (the tests' MockTransport), the same
-    exchange goes through it, with httpx's request as ``client.build_request`` would make it. Either
-    way the caller gets an ``UpstreamResponse`` already read, and httpx's exceptions on failure.
+    The calls go over ``WirePool`` (wire.py: an HTTP/1.1 client on httptools, about 17 µs of CPU per
+    call against 122 µs for httpx's request and response objects on aiohttp's pool, and 790 µs for
+    httpx's own pool). The caller gets an ``UpstreamResponse`` already read, and httpx's exceptions on
+    failure. Tests drive it against real servers on loopback; there is no fake transport to swap in.
     """
 
-    __slots__ = ("_httpx", "_wire")
+    __slots__ = ("_wire",)
 
-    def __init__(
-        self,
-        *,
-        timeout: float,
-        max_connections: int,
-        transport: httpx.AsyncBaseTransport | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._wire: WirePool | None = None
-        self._httpx: httpx.AsyncClient | None = None
-        if transport is None:
-            self._wire = WirePool(
-                max_connections=max_connections, default_headers=DEFAULT_HEADERS, clock=clock
-            )
-        else:
-            self._httpx = build_client(timeout=timeout, max_connections=max_connections, transport=transport)
+    def __init__(self, *, max_connections: int, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._wire = WirePool(max_connections=max_connections, default_headers=DEFAULT_HEADERS, clock=clock)
 
     async def exchange(
         self,
@@ -184,11 +164,8 @@ class UpstreamClient:
         after decoding), any other status's first ``error_limit`` bytes."""
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
-        wire = self._wire
-        if wire is None:
-            return await self._via_httpx(method, url, headers, content, timeout, limit, error_limit)
         try:
-            answer = await wire.request(
+            answer = await self._wire.request(
                 method,
                 url,
                 headers=list(headers.items()),
@@ -201,35 +178,8 @@ class UpstreamClient:
             raise UpstreamBadResponse(str(error)) from None
         return UpstreamResponse(answer.status, answer.reason, ResponseHeaders(answer.headers), answer.body)
 
-    async def _via_httpx(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        content: bytes | None,
-        timeout: float,
-        limit: int,
-        error_limit: int,
-    ) -> UpstreamResponse:
-        client = self._httpx
-        assert client is not None
-        request = client.build_request(method, url, headers=dict(headers), content=content, timeout=timeout)
-        response = await client.send(request, stream=True)
-        try:
-            if response.is_success:
-                body = await read_bounded(response, limit)
-            else:
-                body = await read_prefix(response, error_limit)
-        finally:
-            await response.aclose()
-        items = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers.raw)
-        return UpstreamResponse(response.status_code, response.reason_phrase, ResponseHeaders(items), body)
-
     async def aclose(self) -> None:
-        if self._wire is not None:
-            await self._wire.aclose()
-        if self._httpx is not None:
-            await self._httpx.aclose()
+        await self._wire.aclose()
 
 
 def set_header(headers: dict[str, str], name: str, value: str) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import httpx
-
 from aggregator.config.models import Integration, IntegrationType
 from aggregator.resilience.clock import Clock
 from aggregator.upstreams.contract import Upstream
@@ -18,25 +16,23 @@ from aggregator.upstreams.rest import RestUpstream
 
 __all__ = ["KINDS", "make_upstream"]
 
-UpstreamFactory = Callable[[Integration, Clock, "httpx.AsyncBaseTransport | None"], Upstream]
+UpstreamFactory = Callable[[Integration, Clock], Upstream]
 
 
-def _rest(integration: Integration, clock: Clock, transport: httpx.AsyncBaseTransport | None) -> Upstream:
-    return RestUpstream(integration, transport=transport, clock=clock)
+def _rest(integration: Integration, clock: Clock) -> Upstream:
+    return RestUpstream(integration, clock=clock)
 
 
-def _graphql(integration: Integration, clock: Clock, transport: httpx.AsyncBaseTransport | None) -> Upstream:
-    return GraphQLUpstream(integration, transport=transport, clock=clock)
+def _graphql(integration: Integration, clock: Clock) -> Upstream:
+    return GraphQLUpstream(integration, clock=clock)
 
 
 KINDS: Mapping[IntegrationType, UpstreamFactory] = {"rest": _rest, "graphql": _graphql}
 
 
-def make_upstream(
-    integration: Integration, *, clock: Clock, transport: httpx.AsyncBaseTransport | None
-) -> Upstream:
-    """The upstream of ``integration``; ``transport`` (tests) replaces the HTTP wire of http kinds."""
+def make_upstream(integration: Integration, *, clock: Clock) -> Upstream:
+    """The upstream of ``integration``, by its ``type``."""
     factory = KINDS.get(integration.type)
     if factory is None:
         raise ValueError(f"integration {integration.id!r}: no upstream kind {integration.type!r}")
-    return factory(integration, clock, transport)
+    return factory(integration, clock)

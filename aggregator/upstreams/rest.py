@@ -93,10 +93,9 @@ class RestUpstream(HttpUpstream):
         self,
         integration: Integration,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(integration, transport=transport, clock=clock)
+        super().__init__(integration, clock=clock)
         base, _, base_query = integration.base_url.partition("?")
         self._base = base.rstrip("/")
         self._base_query = parse_qsl(base_query, keep_blank_values=True)
