@@ -24,7 +24,7 @@ from graphql import (
 from aggregator.config.models import FieldKind, TypeExpr
 from aggregator.config.values import type_expr
 
-__all__ = ["Document", "DocumentProblem", "load_schema", "parse_document"]
+__all__ = ["Document", "DocumentProblem", "parse_document"]
 
 _SCHEMALESS_RULES = (
     validation.ExecutableDefinitionsRule,
@@ -167,20 +167,6 @@ def _choose(operations: list[OperationDefinitionNode], wanted: str | None) -> Op
             "operation_name: to the one to send"
         )
     return operations[0]
-
-
-def load_schema(text: str) -> GraphQLSchema:
-    """Build the upstream's schema from SDL; raise DocumentProblem when it is not valid SDL."""
-    try:
-        schema = graphql.build_schema(text)
-    except GraphQLError as exc:
-        raise DocumentProblem.of("not a valid GraphQL schema (SDL)", [exc]) from None
-    except (TypeError, ValueError) as exc:
-        raise DocumentProblem(f"not a valid GraphQL schema (SDL): {exc}") from None
-    errors = graphql.validate_schema(schema)
-    if errors:
-        raise DocumentProblem.of("not a valid GraphQL schema", list(errors))
-    return schema
 
 
 def _line(error: GraphQLError) -> int | None:

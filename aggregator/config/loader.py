@@ -15,13 +15,13 @@ from typing import TypeVar, get_args
 from graphql import GraphQLSchema
 
 from aggregator.config.auth import merge_headers, read_auth, read_forward_headers, read_headers
-from aggregator.config.documents import DocumentProblem, load_schema
 from aggregator.config.kinds import KINDS
 from aggregator.config.models import Config, Integration, IntegrationType, ObjectType, Operation, Secret
 from aggregator.config.operations import OperationScope
 from aggregator.config.policies import Defaults, breaker_policy, read_defaults, read_server, retry_policy
 from aggregator.config.tree import Node, Reader, child_path, read_yaml
 from aggregator.config.typedefs import read_types
+from aggregator.config.upstream_schema import SchemaProblem, schema_from_sdl_file
 from aggregator.config.values import (
     boolean,
     byte_size,
@@ -248,18 +248,23 @@ class _Loader:
             return None, None
         path = self.base_dir / relative
         try:
-            text = path.read_text(encoding="utf-8")
+            return str(path), schema_from_sdl_file(path)
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             self.reader.report(node, f"cannot read the schema file {str(path)!r}: {reason}")
-            return str(path), None
-        try:
-            return str(path), load_schema(text)
-        except DocumentProblem as problem:
+        except SchemaProblem as problem:
+            # Each problem at its line of the SDL file (FILE:LINE), and once here, where it is named.
+            self.reader.report(
+                node,
+                f"the schema file {relative} is not a schema a GraphQL server accepts: "
+                f"{len(problem.issues)} problem(s), listed at their lines; fix them in that file",
+            )
             for message, line in problem.issues:
-                where = f" (line {line} of {relative})" if line else ""
-                self.reader.report(node, f"{message}{where}")
-            return str(path), None
+                if line is None:
+                    self.reader.report(node, message)
+                else:
+                    self.reader.problems.append(Problem(str(path), line, "", message))
+        return str(path), None
 
     def operations(
         self, integration: Node, node: Node | None, scope: OperationScope, kind: IntegrationType

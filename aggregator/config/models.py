@@ -165,6 +165,9 @@ class Param:
     # param without one is absent from the call when the client leaves it out.
     default: Any = None
     has_default: bool = False
+    # A GraphQL upstream operation's param typed with the upstream's own type (``IssueState``): its
+    # ``type`` is JSON of that shape until the upstream's schema is known and derives the type.
+    upstream_type: TypeExpr | None = None
 
     @property
     def required(self) -> bool:

@@ -17,6 +17,7 @@ from aggregator.config.documents import Document, DocumentProblem, Variable, par
 from aggregator.config.models import (
     IDEMPOTENT_METHODS,
     JSON_TYPE,
+    SCALARS,
     FieldKind,
     HttpMethod,
     Operation,
@@ -38,6 +39,7 @@ from aggregator.config.values import (
     name,
     non_empty_string,
     string,
+    type_expr,
 )
 
 __all__ = ["OperationScope", "read_graphql_operation", "read_rest_operation"]
@@ -85,6 +87,8 @@ class _RawParam:
     location_node: Node | None
     description: str
     wire_node: Node | None = None
+    # A GraphQL operation's param typed with one of the upstream's own types (its document variable's).
+    upstream: TypeExpr | None = None
 
 
 def _method(value: object) -> HttpMethod:
@@ -175,8 +179,14 @@ class _OperationReader:
         return self.get("idempotent", boolean, default)
 
     def raw_params(
-        self, long_keys: Collection[str], misplaced: Mapping[str, str] | None = None
+        self,
+        long_keys: Collection[str],
+        misplaced: Mapping[str, str] | None = None,
+        *,
+        upstream_types: bool = False,
     ) -> list[_RawParam]:
+        """The params as written; with ``upstream_types``, a type named neither in ``types:`` nor a
+        scalar is taken as one of the upstream's own (checked against the document's variables)."""
         params: list[_RawParam] = []
         for pname, pnode in self.reader.mapping(self.entries.get("params")).items():
             if not is_name(pname) or pname.startswith("__"):
@@ -196,8 +206,15 @@ class _OperationReader:
                 type_node, location_node, wire_node = entries["type"], entries.get("in"), entries.get("name")
                 if "description" in entries:
                     description = self.reader.read(entries["description"], string, "")
-            ptype = self.reader.read(type_node, known_type(self.scope.types), JSON_TYPE)
-            params.append(_RawParam(pname, type_node, ptype, location_node, description, wire_node))
+            upstream = _parsed_type(type_node.value) if upstream_types else None
+            if upstream is not None and (upstream.named in SCALARS or upstream.named in self.scope.types):
+                upstream = None
+            if upstream is not None:
+                # Until the upstream's schema is known, such a param is JSON of the same shape.
+                ptype = _renamed(upstream, "JSON")
+            else:
+                ptype = self.reader.read(type_node, known_type(self.scope.types), JSON_TYPE)
+            params.append(_RawParam(pname, type_node, ptype, location_node, description, wire_node, upstream))
         return params
 
 
@@ -312,6 +329,7 @@ def read_graphql_operation(reader: Reader, oid: str, node: Node, scope: Operatio
             "a graphql param is always sent as the document's variable of that name"
             for key in ("in", "name")
         },
+        upstream_types=True,
     )
     operation_name: str | None = common.get("operation_name", name, None)
     document = _document(reader, node, entries.get("document"), operation_name, scope.schema)
@@ -329,7 +347,15 @@ def read_graphql_operation(reader: Reader, oid: str, node: Node, scope: Operatio
         # The upstream's default is the argument's: `$first: Int = 2` shows as `first: Int = 2`.
         default = (variable.has_default, variable.default) if variable is not None else (False, None)
         params.append(
-            Param(raw.name, raw.type, "body", raw.description, has_default=default[0], default=default[1])
+            Param(
+                raw.name,
+                raw.type,
+                "body",
+                raw.description,
+                has_default=default[0],
+                default=default[1],
+                upstream_type=raw.upstream,
+            )
         )
     return Operation(
         id=oid,
@@ -385,6 +411,13 @@ def _match_variables(reader: Reader, doc_node: Node, document: Document, params:
         raw = by_name.get(var)
         if raw is None:
             reader.report(doc_node, f'variable ${var} has no param; add params: {{{var}: "{variable.type}"}}')
+        elif raw.upstream is not None:
+            if str(raw.upstream).replace("!", "") != str(variable.type).replace("!", ""):
+                reader.report(
+                    raw.node,
+                    f"names no type: '{raw.upstream.named}' is neither a scalar, a name in types: nor the "
+                    f'type of ${var} ({variable.type}); declare the param as "{variable.type}"',
+                )
         elif (mismatch := _mismatch(var, raw.type, variable)) is not None:
             reader.report(raw.node, mismatch)
     for raw in params:
@@ -393,6 +426,19 @@ def _match_variables(reader: Reader, doc_node: Node, document: Document, params:
                 raw.node,
                 f"param '{raw.name}' is not a variable of the document; use it as ${raw.name} or remove it",
             )
+
+
+def _parsed_type(text: object) -> TypeExpr | None:
+    try:
+        return type_expr(text)
+    except Invalid:
+        return None
+
+
+def _renamed(expr: TypeExpr, name: str) -> TypeExpr:
+    if expr.of is not None:
+        return TypeExpr(of=_renamed(expr.of, name), non_null=expr.non_null)
+    return TypeExpr(name=name, non_null=expr.non_null)
 
 
 def _mismatch(var: str, param: TypeExpr, variable: Variable) -> str | None:

@@ -7,6 +7,7 @@ turns 503 and a load balancer stops sending new requests while in-flight ones fi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -21,8 +22,13 @@ from starlette.types import Receive, Scope, Send
 from aggregator.config.models import Config
 from aggregator.module import IntegrationModule
 from aggregator.schema import build_schema
+from aggregator.schema.changes import schema_changes
 from aggregator.server.graphiql import graphiql_html, graphiql_routes
 from aggregator.server.views import GraphQLEndpoint
+
+log = logging.getLogger("aggregator.server")
+# Changes named in the log line of a rebuild; the rest are counted.
+_CHANGES_SHOWN = 20
 
 
 class _GatewayApp(Starlette):
@@ -60,10 +66,27 @@ def create_app(config: Config, *, module: IntegrationModule | None = None) -> St
         graphiql_html("/graphql") if server.graphiql else None,
     )
 
-    def rebuild_schema() -> None:
-        # A GraphQL upstream's schema arrived (at start-up or later): its fields become typed.
+    def rebuild_schema(*, at_start: bool = False) -> None:
+        """A GraphQL upstream's schema arrived (at start-up or later): its fields become typed.
+
+        A failure is raised at start (nothing is served yet); later the callers log it and the
+        previous schema stays. What changed is logged: at INFO at start, at WARNING later, when
+        clients may already rely on the previous schema.
+        """
+        previous = endpoint.schema
         endpoint.schema = build_schema(module.typed_config(config), module)
         app.state.schema = endpoint.schema
+        changes = schema_changes(previous._schema, endpoint.schema._schema)
+        if changes:
+            shown = "; ".join(changes[:_CHANGES_SHOWN])
+            more = f"; and {len(changes) - _CHANGES_SHOWN} more" if len(changes) > _CHANGES_SHOWN else ""
+            log.log(
+                logging.INFO if at_start else logging.WARNING,
+                "the gateway's schema was rebuilt with the upstreams' schemas known now: %d change(s): %s%s",
+                len(changes),
+                shown,
+                more,
+            )
 
     module.on_schema_change(rebuild_schema)
 
@@ -81,7 +104,7 @@ def create_app(config: Config, *, module: IntegrationModule | None = None) -> St
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await module.start()
         if any(i.type == "graphql" for i in config.integrations.values()):
-            rebuild_schema()
+            rebuild_schema(at_start=True)
         app.state.ready = True
         try:
             yield

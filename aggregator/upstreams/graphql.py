@@ -25,26 +25,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal
 
 import httpx
 import orjson
 from gql import GraphQLRequest
-from gql.transport.httpx import HTTPXAsyncTransport
+from gql.transport.async_transport import AsyncTransport
 from graphql import (
     DocumentNode,
     ExecutionResult,
     GraphQLSchema,
-    build_ast_schema,
-    build_client_schema,
     get_introspection_query,
     parse,
 )
 
 from aggregator.config.models import Integration, NamedType, Operation
+from aggregator.config.upstream_schema import SchemaProblem, schema_from_introspection, schema_from_sdl_file
 from aggregator.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -71,7 +69,30 @@ __all__ = ["GraphQLCall", "GraphQLUpstream", "PartialResult"]
 log = logging.getLogger("aggregator.upstreams.graphql")
 
 _FAILURE_STATUSES = frozenset({408, 429})
-_INTROSPECTION_RETRY_MAX = 60.0
+_INTROSPECTION = parse(get_introspection_query(descriptions=True, specified_by_url=True))
+# Introspection after a failure: from 1 s apart, doubling to a minute, while the upstream cannot be
+# reached; every 10 minutes once it answers but refuses (introspection off, as Apollo Server has it
+# in production) or its schema cannot be used, which only a redeploy changes.
+_RETRY_FIRST = 1.0
+_RETRY_MAX = 60.0
+_RETRY_REFUSED = 600.0
+_FIXES = {
+    "unreachable": "retrying in the background (from 1 s apart, doubling to 60 s). To start typed "
+    "without it, give the upstream's SDL with `schema: FILE` on the integration",
+    "refused": "asking again every 10 minutes. Give the upstream's SDL with `schema: FILE` on the "
+    "integration (the schema file the server is built from)",
+    "unusable": "asking again every 10 minutes. Fix the upstream's schema, or give a corrected SDL "
+    "with `schema: FILE` on the integration",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Why introspection did not give a schema: the upstream could not be reached, refused, or sent
+    a schema that cannot be used."""
+
+    kind: Literal["unreachable", "refused", "unusable"]
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,52 +141,54 @@ class _Request(GraphQLRequest):
         return payload
 
 
-class _Client:
-    """What gql's HTTPX transport needs of an ``httpx.AsyncClient`` (``post``), on the integration's
-    ``UpstreamClient``: the call skips httpx's client machinery (URL parsing, cookies, auth and
-    redirect hooks, response objects) that cost more CPU than the exchange itself (http.py)."""
+class UpstreamTransport(AsyncTransport):
+    """gql's async transport interface (gql 4.x ``AsyncTransport``: connect, close, execute) over the
+    integration's ``UpstreamClient``, which http.py prefers to an ``httpx.AsyncClient`` on the hot path.
 
-    __slots__ = ("_limit", "_upstream")
+    ``execute`` takes the attempt's ``headers`` (credentials applied per attempt) and ``timeout`` as
+    keyword arguments, as gql's own HTTP transports take theirs. Answers are read as the module
+    docstring says: HTTP failures first, then the body as a GraphQL result. The upstream calls the
+    transport itself rather than through a gql ``Client`` session, which raises on a result with
+    errors (a partial result must reach the client as data and errors) and costs CPU per call.
+    """
 
-    def __init__(self, upstream: UpstreamClient, limit: int) -> None:
-        self._upstream = upstream
+    def __init__(self, url: str, client: UpstreamClient, *, limit: int, upstream: GraphQLUpstream) -> None:
+        self._url = url
+        self._client = client
         self._limit = limit
-
-    async def post(
-        self, url: str, *, json: Any, headers: Mapping[str, str], timeout: float
-    ) -> UpstreamResponse:
-        sent = dict(headers)
-        set_header(sent, "Content-Type", "application/json")
-        # A GraphQL answer with a 4xx status is still read whole: it may be a GraphQL result.
-        return await self._upstream.exchange(
-            "POST",
-            url,
-            headers=sent,
-            content=orjson.dumps(json),
-            timeout=timeout,
-            limit=self._limit,
-            error_limit=self._limit,
-        )
-
-
-class _Transport(HTTPXAsyncTransport):
-    """gql's HTTPX transport on the integration's client, reading answers as this gateway does."""
-
-    def __init__(self, url: str, client: _Client, upstream: GraphQLUpstream) -> None:
-        super().__init__(url=url, json_serialize=_dumps, json_deserialize=orjson.loads)
-        # gql only calls ``post`` on its client (see _Client).
-        self.client = cast(httpx.AsyncClient, client)
         self._upstream = upstream
 
-    async def connect(self) -> None:  # the client is the integration's, opened by start()
-        return None
+    async def connect(self) -> None:
+        """Nothing to do: the client is the integration's, opened by ``GraphQLUpstream.start``."""
 
     async def close(self) -> None:
-        return None
+        """Nothing to do: the client is closed by ``GraphQLUpstream.stop``."""
 
-    def _prepare_result(self, response: Any) -> ExecutionResult:
-        """HTTP failures first (see the module docstring), then the body as a GraphQL result."""
-        assert isinstance(response, UpstreamResponse)
+    async def execute(
+        self, request: GraphQLRequest, *, headers: Mapping[str, str] | None = None, timeout: float = 10.0
+    ) -> ExecutionResult:
+        sent = dict(headers or {})
+        set_header(sent, "Content-Type", "application/json")
+        try:
+            # A GraphQL answer with a 4xx status is still read whole: it may be a GraphQL result.
+            response = await self._client.exchange(
+                "POST",
+                self._url,
+                headers=sent,
+                content=orjson.dumps(request.payload),
+                timeout=timeout,
+                limit=self._limit,
+                error_limit=self._limit,
+            )
+        except httpx.RequestError as error:
+            # Not chained: httpx errors carry the request.
+            raise error_for_transport(error, self._upstream.secrets()) from None
+        return self._read(response)
+
+    def subscribe(self, request: GraphQLRequest) -> AsyncGenerator[ExecutionResult, None]:
+        raise NotImplementedError("subscriptions are not sent to upstreams (the config refuses them)")
+
+    def _read(self, response: UpstreamResponse) -> ExecutionResult:
         status = response.status_code
         secrets = self._upstream.secrets()
         if status in _FAILURE_STATUSES or status >= 500 or status == 401:
@@ -182,10 +205,6 @@ class _Transport(HTTPXAsyncTransport):
         return ExecutionResult(data=result.get("data"), errors=result.get("errors"))
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 class GraphQLUpstream(HttpUpstream):
     """The HTTP side of one GraphQL integration: one shared client, its auth and its schema."""
 
@@ -196,14 +215,15 @@ class GraphQLUpstream(HttpUpstream):
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(integration, clock=clock)
-        self._gql: _Transport | None = None
+        self._gql: UpstreamTransport | None = None
+        self._reported: str | None = None  # the kind of introspection failure last logged
         self._cutter = DocumentCutter()
         for op in integration.operations.values():
             self._cutter.add(op.id, parse(op.document), op.operation_name, op.select)
         self._error_codes = integration.circuit_breaker.graphql_error_codes
         self.schema: GraphQLSchema | None = None
         if integration.schema_path:
-            self._use_schema(build_ast_schema(parse(Path(integration.schema_path).read_text())))
+            self._use_schema(schema_from_sdl_file(integration.schema_path))
         self._introspection: asyncio.Task[None] | None = None
         self._on_schema: list[Callable[[], None]] = []
 
@@ -230,25 +250,31 @@ class GraphQLUpstream(HttpUpstream):
         for problem in derived.problems:
             log.error("operation document does not match the upstream's schema: %s", problem)
         operations = {
-            op_id: replace(op, returns=derived.returns[op_id]) if op_id in derived.returns else op
+            op_id: replace(
+                op,
+                returns=derived.returns.get(op_id, op.returns),
+                params=derived.params.get(op_id, op.params),
+            )
             for op_id, op in integration.operations.items()
         }
-        return Typed(replace(integration, operations=operations), dict(derived.types))
+        return Typed(replace(integration, operations=operations), derived.types)
 
     async def start(self) -> None:
         """Open the client (see HttpUpstream) and get the upstream's schema if no file gave it."""
         await super().start()
         if self._gql is None:
             assert self._client is not None
-            client = _Client(self._client, self._integration.max_response_bytes)
-            self._gql = _Transport(self._integration.base_url, client, self)
-        if self.schema is None and not await self._introspect():
-            log.warning(
-                "integration %s: the upstream's schema could not be fetched; its fields are typed JSON "
-                "until introspection succeeds (retrying in the background)",
-                self._integration.id,
+            self._gql = UpstreamTransport(
+                self._integration.base_url,
+                self._client,
+                limit=self._integration.max_response_bytes,
+                upstream=self,
             )
-            self._introspection = asyncio.create_task(self._introspect_later())
+        if self.schema is None:
+            failure = await self._introspect()
+            if failure is not None:
+                self._report(failure)
+                self._introspection = asyncio.create_task(self._introspect_later(failure))
 
     async def stop(self) -> None:
         if self._introspection is not None:
@@ -257,40 +283,76 @@ class GraphQLUpstream(HttpUpstream):
         self._gql = None
         await super().stop()
 
-    async def _introspect(self) -> bool:
+    async def _introspect(self) -> _Failure | None:
+        """Ask the upstream for its schema; None once it is known, else why not."""
         assert self._gql is not None
-        request = GraphQLRequest(get_introspection_query())
+        url = self._integration.base_url
         headers: dict[str, str] = dict(self._parts.headers)
         try:
             # Inside the try: an auth server that is down is one more reason to try again later.
             await self._auth.apply(headers, [])
             result = await self._gql.execute(
-                request, extra_args={"headers": headers, "timeout": self._integration.timeout}
+                GraphQLRequest(_INTROSPECTION), headers=headers, timeout=self._integration.timeout
             )
-            if not isinstance(result.data, dict):
-                return False
-            self._use_schema(build_client_schema(result.data))  # type: ignore[arg-type]
         except Exception as error:
-            log.info(
-                "integration %s: introspection failed: %s",
-                self._integration.id,
-                redact(str(error), self.secrets()),
+            return _Failure(
+                "unreachable", f"introspection at {url} failed: {redact(str(error), self.secrets())}"
             )
-            return False
-        return True
+        if not isinstance(result.data, dict) or result.data.get("__schema") is None:
+            messages = "; ".join(str(self._error(e).get("message", "")) for e in result.errors or ())
+            return _Failure("refused", f"{url} refused the introspection query: {messages or 'no data'}")
+        try:
+            schema = schema_from_introspection(result.data)
+        except SchemaProblem as problem:
+            detail = redact(str(problem), self.secrets())[:1000]
+            return _Failure(
+                "unusable", f"the schema {url} answered to introspection cannot be used: {detail}"
+            )
+        self._use_schema(schema)
+        return None
 
-    async def _introspect_later(self) -> None:
-        wait = 1.0
+    def _report(self, failure: _Failure) -> None:
+        """Log a failure once per kind (the first time, and when the reason changes kind)."""
+        if failure.kind == self._reported:
+            log.debug("integration %s: %s", self._integration.id, failure.reason)
+            return
+        self._reported = failure.kind
+        log.warning(
+            "integration %s: %s. Its fields are typed JSON and keep working until the upstream's schema "
+            "is known; %s",
+            self._integration.id,
+            failure.reason,
+            _FIXES[failure.kind],
+            extra={"integration": self._integration.id, "reason": failure.kind},
+        )
+
+    async def _introspect_later(self, failure: _Failure) -> None:
+        wait = _RETRY_FIRST
         while True:
-            await self.clock.sleep(wait)
-            if await self._introspect():
+            await self.clock.sleep(wait if failure.kind == "unreachable" else _RETRY_REFUSED)
+            found = await self._introspect()
+            if found is None:
                 log.info(
-                    "integration %s: upstream schema fetched; fields are now typed", self._integration.id
+                    "integration %s: the upstream's schema is known now; its fields become typed",
+                    self._integration.id,
                 )
-                for callback in self._on_schema:
-                    callback()
+                self._schema_known()
                 return
-            wait = min(wait * 2, _INTROSPECTION_RETRY_MAX)
+            failure = found
+            self._report(failure)
+            wait = min(wait * 2, _RETRY_MAX)
+
+    def _schema_known(self) -> None:
+        for callback in self._on_schema:
+            try:
+                callback()
+            except Exception:
+                # Never lost in the background task: the gateway keeps the schema it has.
+                log.exception(
+                    "integration %s: the gateway's schema could not be rebuilt with the upstream's "
+                    "schema; the previous one stays in use",
+                    self._integration.id,
+                )
 
     def prepare(
         self,
@@ -337,23 +399,12 @@ class GraphQLUpstream(HttpUpstream):
             headers = dict(call.headers)
             await self._parts.apply_credentials(self._auth, headers, [], call.forwarded)
             try:
-                result: ExecutionResult = await gql.execute(
-                    call.request, extra_args={"headers": headers, "timeout": call.operation.timeout}
-                )
-                return result
+                return await gql.execute(call.request, headers=headers, timeout=call.operation.timeout)
             except UpstreamError as error:
                 status = getattr(error, "status", 0)
                 # A 401 to a token we issued: refresh it and repeat the attempt once.
                 if status == 401 and attempt == 1 and self._auth.invalidate(headers):
                     continue
-                raise
-            except Exception as error:
-                # gql wraps what the client's ``post`` raised (TransportConnectionFailed).
-                cause = error.__cause__
-                if isinstance(cause, UpstreamError):
-                    raise cause from None
-                if isinstance(cause, httpx.RequestError):
-                    raise error_for_transport(cause, self.secrets()) from None
                 raise
         return None
 
