@@ -4,6 +4,7 @@ The hierarchy::
 
     AggregatorError
     ├── ConfigError                 a bad integrations.yaml: a list of Problem(file, line, key, message)
+    ├── RequestRefused              a GraphQL request refused before execution, with its HTTP status
     ├── CallError                   the caller asked for something that does not exist or is malformed
     │   ├── UnknownOperation        UNKNOWN_OPERATION
     │   ├── InvalidParams           INVALID_PARAMS
@@ -23,11 +24,14 @@ Each UpstreamError carries a stable ``code``, the ``integration`` and ``operatio
 number of ``attempts`` made; the executor fills the last two in. The GraphQL layer maps these fields to
 ``extensions``; nothing else invents error strings. Messages never contain secrets: upstream bodies are
 excerpted and redacted before they are stored here.
+
+Requests refused before execution get a GraphQL error whose ``extensions.code`` is one of the
+request codes below (the names clients such as Apollo's know, where they have one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +45,7 @@ __all__ = [
     "InvalidParams",
     "Problem",
     "RateLimited",
+    "RequestRefused",
     "UnknownOperation",
     "UpstreamAuthError",
     "UpstreamBadResponse",
@@ -91,6 +96,41 @@ class ConfigError(AggregatorError):
         count = len(self.problems)
         head = f"{count} problem{'s' if count != 1 else ''} in config"
         super().__init__("\n".join([head, *(str(p) for p in self.problems)]))
+
+
+# Request codes: why a request was refused before any field ran.
+BAD_REQUEST = "BAD_REQUEST"  # not a well-formed GraphQL-over-HTTP request
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"  # the document is not GraphQL (Apollo's name)
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"  # not valid against the schema (Apollo's name)
+QUERY_TOO_LARGE = "QUERY_TOO_LARGE"  # over server.max_aliases fields
+QUERY_TOO_DEEP = "QUERY_TOO_DEEP"  # over server.max_depth levels
+PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"  # unknown hash: send the query with it (Apollo's)
+PERSISTED_QUERY_NOT_SUPPORTED = "PERSISTED_QUERY_NOT_SUPPORTED"  # no persisted queries here (Apollo's)
+PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"  # sha256(query) is not the hash sent
+PERSISTED_QUERY_REQUIRED = "PERSISTED_QUERY_REQUIRED"  # only the manifest's documents are served
+
+
+class RequestRefused(AggregatorError):
+    """A GraphQL request refused before execution: ``status`` is its HTTP status, ``code`` its
+    ``extensions.code`` (BAD_REQUEST for a 400 unless told, else HTTP_<status>)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+        self.refusal_code = code or (BAD_REQUEST if status == 400 else f"HTTP_{status}")
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.refusal_code}
 
 
 class CallError(AggregatorError):

@@ -81,6 +81,35 @@ def test_validation_error_status_depends_on_media_type(gateway: Gateway, accept:
     assert "nope" in body["errors"][0]["message"]
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(("accept", "status"), [(GRAPHQL_RESPONSE, 400), ("application/json", 200)])
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("{ users_getUser(id: ", "GRAPHQL_PARSE_FAILED"),
+        ('{ users_getUser(id: "1) { id } }', "GRAPHQL_PARSE_FAILED"),
+        ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
+        ("query($id: ID!) { __typename }", "GRAPHQL_VALIDATION_FAILED"),
+        ("{ " + " ".join(f"a{n}: __typename" for n in range(60)) + " }", "QUERY_TOO_LARGE"),
+    ],
+    ids=["syntax", "unterminated-string", "unknown-field", "unused-variable", "too-large"],
+)
+def test_request_errors_carry_the_codes_clients_know(
+    gateway: Gateway, method: str, accept: str, status: int, query: str, code: str
+) -> None:
+    """Parse and validation errors carry Apollo's codes, over GET and POST, in both media types;
+    the limits keep theirs."""
+    headers = {"accept": accept}
+    if method == "GET":
+        response = gateway.http.get("/graphql", params={"query": query}, headers=headers)
+    else:
+        response = gateway.http.post("/graphql", json={"query": query}, headers=headers)
+    assert response.status_code == status
+    body = response.json()
+    assert "data" not in body
+    assert [e["extensions"]["code"] for e in body["errors"]] == [code] * len(body["errors"])
+
+
 def test_variables_of_the_wrong_type_are_a_request_error(gateway: Gateway) -> None:
     """Variables that do not coerce stop the request before execution: 400 and no data."""
     response = gateway.http.post(

@@ -53,7 +53,7 @@ from aggregator.errors import (
 from aggregator.module import IntegrationModule
 from aggregator.schema.compiled import DictField, TypeResolver, operation_resolver
 from aggregator.schema.execution import DocumentRunner
-from aggregator.schema.limits import max_depth_rule, max_fields_rule
+from aggregator.schema.limits import Limits
 from aggregator.schema.scalars import SCALAR_MAP
 from aggregator.schema.stats import IntegrationStats, to_graphql
 from aggregator.schema.types import BuiltTypes, build_types, python_type, to_wire
@@ -239,10 +239,13 @@ def _log_errors(errors: list[GraphQLError], context: Any) -> None:
 class _Schema(strawberry.Schema):
     """Strawberry's schema, executed straight on graphql-core by a ``DocumentRunner`` (execution.py)."""
 
-    def __init__(self, *args: Any, rules: Sequence[type[ASTValidationRule]], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, limits: Limits, rules: Sequence[type[ASTValidationRule]], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._runner = DocumentRunner(
             self._schema,
+            limits,
             rules,
             cache_size=_CACHE_SIZE,
             execution_context_class=self.execution_context_class,
@@ -316,17 +319,13 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
         return strawberry.type(type(name, (), {"__module__": __name__, **fields}))
 
     server = config.server
-    # The rule classes are made once: the validation cache is keyed by them, so a class made per
-    # request (as QueryDepthLimiter does) would make every request a cache miss.
-    rules: list[type[ASTValidationRule]] = [
-        max_depth_rule(server.max_depth),
-        max_fields_rule(server.max_aliases),
-    ]
+    rules: list[type[ASTValidationRule]] = []
     if not server.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     schema = _Schema(
         query=root_type("Query", roots["query"]),
         mutation=root_type("Mutation", roots["mutation"]) if roots["mutation"] else None,
+        limits=Limits(max_depth=server.max_depth, max_fields=server.max_aliases),
         rules=rules,
         # Declared types no field returns are still part of the schema (and must exist for _bind).
         types=built.classes,

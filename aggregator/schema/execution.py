@@ -7,12 +7,13 @@ upstream call, measured with py-spy under load. The same steps run here on graph
 Strawberry's order:
 
 1. parse, through a bounded LRU cache keyed by the query text that also keeps the document's
-   validation errors once known (one lookup per request);
+   validation errors once known (one lookup per request); on a miss, the request limits first look
+   at the text, then at the parsed document (limits.py), so that an oversized document is refused
+   before the costly steps;
 2. pick the operation, as GraphQL's GetOperation does: the one ``operationName`` names, or the only
    one -> else ``CannotGetOperationTypeError`` (several operations and no name run nothing); an
    operation type the caller does not allow -> ``InvalidOperationTypeError``;
-3. validate with graphql-core's rules, Strawberry's own two and the schema's (depth, fields,
-   introspection);
+3. validate with graphql-core's rules, Strawberry's own two and the schema's (introspection);
 4. execute: from the operation's compiled plan (compiled.py) where there is one, else with
    graphql-core's ``execute`` and Strawberry's execution context class, so that resolvers Strawberry
    made (``integrationStats``) see what they expect.
@@ -24,7 +25,9 @@ A plan is made once per document and operation name after the first validation, 
 parsed document; introspection, ``integrationStats``, resolvers that are not the gateway's own,
 @defer/@stream, subscriptions and abstract types get none and run on graphql-core as before.
 
-Errors of any step are handed to ``on_errors`` once, and come back in the result.
+Errors of any step are handed to ``on_errors`` once, and come back in the result. A parse error
+carries ``extensions.code`` GRAPHQL_PARSE_FAILED, a validation error GRAPHQL_VALIDATION_FAILED
+(unless its rule gave it a code of its own).
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
+from aggregator.errors import GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED
 from aggregator.schema.compiled import CompiledOperation, compile_operation
+from aggregator.schema.limits import Limits
 
 __all__ = ["DocumentRunner", "ErrorHandler"]
 
@@ -70,18 +75,23 @@ class _Document:
     plans: dict[str | None, CompiledOperation | None] = field(default_factory=dict)
 
 
-# GraphiQL's introspection query is about 1,000 tokens; real application queries far fewer.
-MAX_TOKENS = 10_000
+class _Refused(Exception):
+    """A document refused before it was parsed, or before it was validated: not kept in the cache."""
+
+    def __init__(self, errors: list[GraphQLError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
 
 
 class DocumentRunner:
     """Parses, checks, validates and executes requests on one schema (one runner per built schema)."""
 
-    __slots__ = ("_context_kwargs", "_document", "_on_errors", "_rules", "_schema")
+    __slots__ = ("_context_kwargs", "_document", "_limits", "_on_errors", "_rules", "_schema")
 
     def __init__(
         self,
         schema: GraphQLSchema,
+        limits: Limits,
         rules: Sequence[type[ASTValidationRule]],
         *,
         cache_size: int,
@@ -89,6 +99,7 @@ class DocumentRunner:
         on_errors: ErrorHandler,
     ) -> None:
         self._schema = schema
+        self._limits = limits
         self._rules = (*specified_rules, *rules)
         # Strawberry's own execution context class, passed the way Strawberry passes it.
         self._context_kwargs = execution_context_class_kwargs(execution_context_class)
@@ -97,11 +108,16 @@ class DocumentRunner:
         # A document that fails to parse is not cached (an exception), like Strawberry's ParserCache.
         self._document = lru_cache(maxsize=cache_size)(self._parse)
 
-    @staticmethod
-    def _parse(query: str) -> _Document:
-        # Bounded so that a document of many thousands of tokens (directives, aliases, comments...)
-        # is refused in milliseconds instead of holding the event loop for seconds.
-        return _Document(parse(query, max_tokens=MAX_TOKENS))
+    def _parse(self, query: str) -> _Document:
+        refused = self._limits.prescan(query)
+        if refused:
+            raise _Refused(refused)
+        # The parser's own token limit too: the prescan's count is a lower bound of the parser's.
+        document = parse(query, max_tokens=self._limits.max_tokens)
+        refused = self._limits.check(document)
+        if refused:
+            raise _Refused(refused)
+        return _Document(document)
 
     async def run(
         self,
@@ -117,10 +133,13 @@ class DocumentRunner:
         """The request's result; raises only for an operation that cannot be chosen or is not allowed."""
         try:
             document = self._document(query)
+        except _Refused as refused:
+            return self._failed(_coded(refused.errors, GRAPHQL_PARSE_FAILED), context)
         except GraphQLError as error:
-            return self._failed([error], context)
+            return self._failed(_coded([error], GRAPHQL_PARSE_FAILED), context)
         except Exception as error:  # a parser crash (RecursionError...) is the request's problem
-            return self._failed([GraphQLError(str(error), original_error=error)], context)
+            failed = GraphQLError(str(error), original_error=error)
+            return self._failed(_coded([failed], GRAPHQL_PARSE_FAILED), context)
         operation = get_operation_ast(document.node, operation_name)
         if operation is None:
             raise CannotGetOperationTypeError(operation_name)
@@ -129,7 +148,8 @@ class DocumentRunner:
             raise InvalidOperationTypeError(operation_type)
         try:
             if document.errors is None:
-                document.errors = validate_document(self._schema, document.node, self._rules)
+                found = validate_document(self._schema, document.node, self._rules)
+                document.errors = _coded(found, GRAPHQL_VALIDATION_FAILED)
             if document.errors:
                 return self._failed(document.errors, context)
             if operation_name in document.plans:
@@ -181,6 +201,14 @@ class DocumentRunner:
         found = list(errors)
         self._on_errors(found, context)
         return ExecutionResult(data=None, errors=found)
+
+
+def _coded(errors: list[GraphQLError], code: str) -> list[GraphQLError]:
+    """``errors``, each given ``extensions.code`` ``code`` unless it has a code already."""
+    for error in errors:
+        if not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": code}
+    return errors
 
 
 def _as_graphql_error(error: Exception) -> GraphQLError:
