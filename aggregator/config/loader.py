@@ -137,7 +137,7 @@ class _Loader:
         return Config(
             integrations=MappingProxyType(integrations),
             types=MappingProxyType(types),
-            server=read_server(reader, top.get("server")),
+            server=read_server(reader, top.get("server"), self.base_dir),
             source=reader.source,
             secrets=frozenset(Secret(value) for value in reader.secrets),
         )

@@ -319,6 +319,15 @@ NamedType = ObjectType | InterfaceType | UnionType | EnumType | ScalarType | Inp
 
 
 @dataclass(frozen=True)
+class PersistedDocuments:
+    """`server.persisted_documents`: the manifest's documents by id, and whether only they are served."""
+
+    file: str
+    documents: Mapping[str, str]
+    only: bool = False
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     graphiql: bool = True
     introspection: bool = True
@@ -326,6 +335,9 @@ class ServerConfig:
     max_aliases: int = 200
     max_body_bytes: int = 1024 * 1024
     cors_origins: tuple[str, ...] = ()
+    # Automatic persisted queries: the registered documents' total size (0: not supported).
+    apq_cache_bytes: int = 16 * 1024 * 1024
+    persisted_documents: PersistedDocuments | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The `defaults:`, `retry:`, `circuit_breaker:` and `server:` blocks.
+"""The `defaults:`, `retry:`, `circuit_breaker:` and `server:` blocks (its manifest: manifest.py).
 
 Retry and breaker blocks are read into dicts of checked values first, so that an integration's block
 can be merged key by key over the defaults' block before the policy is built.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aggregator.config.auth import read_headers
+from aggregator.config.manifest import read_persisted_documents
 from aggregator.config.models import BreakerPolicy, RetryBudget, RetryPolicy, ServerConfig
 from aggregator.config.tree import Node, Reader
 from aggregator.config.values import (
@@ -86,6 +88,8 @@ _SERVER_PARSERS: Parsers = {
     "max_aliases": integer(1),
     "max_body_bytes": byte_size,
     "cors_origins": lambda value: value,  # a list, checked item by item in read_server
+    "apq_cache_bytes": lambda value: 0 if value == 0 and not isinstance(value, bool) else byte_size(value),
+    "persisted_documents": lambda value: value,  # a block, read in read_server
 }
 
 
@@ -222,10 +226,13 @@ def _origin(value: object) -> str:
     return text
 
 
-def read_server(reader: Reader, node: Node | None) -> ServerConfig:
-    """The `server:` section of the GraphQL endpoint."""
+def read_server(reader: Reader, node: Node | None, base_dir: Path) -> ServerConfig:
+    """The `server:` section of the GraphQL endpoint; file paths in it are relative to ``base_dir``."""
     values = read_block(reader, node, _SERVER_PARSERS)
     if "cors_origins" in values:
         origins_node = reader.mapping(node)["cors_origins"]
         values["cors_origins"] = tuple(reader.read(item, _origin, "*") for item in reader.items(origins_node))
+    if "persisted_documents" in values:
+        block = reader.mapping(node)["persisted_documents"]
+        values["persisted_documents"] = read_persisted_documents(reader, block, base_dir)
     return ServerConfig(**values)

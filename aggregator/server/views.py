@@ -8,6 +8,8 @@
   no ``data`` in the answer) is a 400; with ``application/json`` every well-formed request gets 200.
 - A request that is not well-formed (bad JSON, wrong param types, a batch, no query) is a 400 and a
   body over the limit a 413, always with a GraphQL ``errors`` payload, never a traceback.
+- A request may name its document instead of sending it (persisted.py): the ``persistedQuery``
+  extension or ``documentId``, over POST or GET.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from aggregator.config.models import ServerConfig
+from aggregator.errors import RequestRefused
 from aggregator.schema import RequestContext
+from aggregator.server.persisted import PersistedQueries
 
 log = logging.getLogger("aggregator.server")
 
@@ -37,16 +41,6 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 _GET_OPERATIONS = frozenset({OperationType.QUERY})
 _POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
-
-
-class RequestRefused(Exception):
-    """A request refused before execution, with the HTTP status it deserves."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
 
 
 # Clients send a handful of distinct Accept values; the cache is bounded because they are not trusted.
@@ -89,6 +83,7 @@ class GraphQLEndpoint:
         self.schema = schema
         self._max_body = server.max_body_bytes
         self._graphiql_page = graphiql_page
+        self._persisted = PersistedQueries(server)
 
     async def handle(self, request: Request) -> Response:
         # Read once into a dict: Starlette's Headers scan the raw list on every lookup (eight per request).
@@ -120,9 +115,7 @@ class GraphQLEndpoint:
             result = await self._execute(request, params, context)
         except RequestRefused as refused:
             return Response(
-                _error_body(
-                    refused.message, "BAD_REQUEST" if refused.status == 400 else f"HTTP_{refused.status}"
-                ),
+                _error_body(refused.message, refused.refusal_code),
                 status_code=refused.status,
                 media_type=media_type,
                 headers={**refused.headers, "x-request-id": request_id},
@@ -134,6 +127,8 @@ class GraphQLEndpoint:
         is_request_error = result.data is None and all(e.path is None for e in errors)
         if not is_request_error:
             body["data"] = result.data
+            if params["register"] is not None:
+                self._persisted.register(params["register"], params["query"])
         status = 400 if is_request_error and media_type == GRAPHQL_RESPONSE else 200
         return _Answer(orjson.dumps(body), status, media_type, request_id)
 
@@ -163,15 +158,23 @@ class GraphQLEndpoint:
                 raise RequestRefused(400, "The request body must be a JSON object.")
         query, variables = raw.get("query"), raw.get("variables")
         operation_name, extensions = raw.get("operationName"), raw.get("extensions")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise RequestRefused(400, "'extensions' must be a JSON object.")
+        register = None
+        if extensions or "documentId" in raw or self._persisted.only:
+            query, register = self._persisted.resolve(query, extensions, raw.get("documentId"))
         if not isinstance(query, str) or not query.strip():
             raise RequestRefused(400, "The 'query' parameter is required and must be a string.")
         if variables is not None and not isinstance(variables, dict):
             raise RequestRefused(400, "'variables' must be a JSON object.")
         if operation_name is not None and not isinstance(operation_name, str):
             raise RequestRefused(400, "'operationName' must be a string.")
-        if extensions is not None and not isinstance(extensions, dict):
-            raise RequestRefused(400, "'extensions' must be a JSON object.")
-        return {"query": query, "variables": variables, "operation_name": operation_name or None}
+        return {
+            "query": query,
+            "variables": variables,
+            "operation_name": operation_name or None,
+            "register": register,
+        }
 
     async def _body(self, request: Request, headers: Mapping[str, str]) -> bytes:
         declared = headers.get("content-length")
