@@ -81,6 +81,19 @@ _BREAKER_PARSERS: Parsers = {
     "graphql_error_codes": lambda value: value,  # a list of strings, checked in breaker_policy
 }
 
+
+def _cache_bytes(value: object) -> int:
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    try:
+        return byte_size(value)
+    except Invalid:
+        raise Invalid(
+            f"is not a size ({describe(value)}); "
+            'write 0 (no automatic persisted queries) or a size like "16MiB"'
+        ) from None
+
+
 _SERVER_PARSERS: Parsers = {
     "graphiql": boolean,
     "introspection": boolean,
@@ -88,7 +101,7 @@ _SERVER_PARSERS: Parsers = {
     "max_aliases": integer(1),
     "max_body_bytes": byte_size,
     "cors_origins": lambda value: value,  # a list, checked item by item in read_server
-    "apq_cache_bytes": lambda value: 0 if value == 0 and not isinstance(value, bool) else byte_size(value),
+    "apq_cache_bytes": _cache_bytes,
     "persisted_documents": lambda value: value,  # a block, read in read_server
 }
 
