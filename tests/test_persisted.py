@@ -8,15 +8,18 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 from gateway import Directory, Gateway, serve_gateway
+from node_clients import apollo_persisted
 from servers import serve_asgi
 
 from aggregator.config import loads
 from aggregator.config.models import PersistedDocuments, ServerConfig
 from aggregator.errors import ConfigError
+from aggregator.server.app import create_app
 from aggregator.server.persisted import PersistedQueries
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -183,6 +186,77 @@ def test_without_a_store_persisted_queries_are_not_supported(serve: Callable[...
     assert code(post(gateway, {"extensions": apq(GET_USER)})) == "PERSISTED_QUERY_NOT_SUPPORTED"
     assert post(gateway, {"query": GET_USER, "extensions": apq(GET_USER)}).json() == ADA
     assert code(post(gateway, {"extensions": apq(GET_USER)})) == "PERSISTED_QUERY_NOT_SUPPORTED"
+
+
+# Apollo Client's persisted-query link, from npm --------------------------------------------------------
+
+
+class Seen:
+    """The gateway's app, recording each /graphql request it receives: method, query sent, hash sent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.requests: list[tuple[str, bool, bool]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/graphql":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+
+        async def recording() -> Any:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            return message
+
+        await self.app(scope, recording, send)
+        if scope["method"] == "GET":
+            params: dict[str, Any] = dict(parse_qsl(scope["query_string"].decode()))
+            params["extensions"] = json.loads(params.get("extensions", "{}"))
+        else:
+            params = json.loads(b"".join(chunks))
+        hashed = "persistedQuery" in (params.get("extensions") or {})
+        self.requests.append((scope["method"], bool(params.get("query")), hashed))
+
+
+@pytest.fixture
+def seen(upstream: str) -> Iterator[tuple[str, Seen]]:
+    """A fresh gateway (an empty store) behind the recorder, and its /graphql URL."""
+    recorder = Seen(create_app(loads(CONFIG.format(server="", url=upstream))))
+    with serve_asgi(recorder, lifespan="on") as url:
+        yield url + "/graphql", recorder
+
+
+@pytest.mark.parametrize(
+    ("get", "methods"),
+    [(False, ["POST", "POST", "POST"]), (True, ["GET", "POST", "GET"])],
+    ids=["post", "use-get-for-hashed-queries"],
+)
+def test_apollo_client_s_persisted_query_link_registers_then_sends_the_hash_only(
+    seen: tuple[str, Seen], get: bool, methods: list[str]
+) -> None:
+    """Apollo's link: the first hash is not found and the link sends it again with the query; the
+    second request sends the hash only and gets the data (hashes over GET with useGETForHashedQueries)."""
+    url, recorder = seen
+    outcome = apollo_persisted(url, '{ users_getUser(id: "1") { name } }', get=get)
+    assert outcome.error is None, outcome
+    user = {"__typename": "User", "name": "Ada"}
+    assert outcome.results == [{"users_getUser": user}] * 2
+    assert [(r["method"], r["sentQuery"], r["sentHash"]) for r in outcome.requests] == [
+        (methods[0], False, True),
+        (methods[1], True, True),
+        (methods[2], False, True),
+    ]
+    assert [(r["status"], r["codes"]) for r in outcome.requests] == [
+        (200, ["PERSISTED_QUERY_NOT_FOUND"]),
+        (200, []),
+        (200, []),
+    ]
+    assert recorder.requests == [
+        (methods[0], False, True),
+        (methods[1], True, True),
+        (methods[2], False, True),
+    ]
 
 
 # Trusted documents -----------------------------------------------------------------------------------

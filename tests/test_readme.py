@@ -2,11 +2,14 @@
 
 A ```yaml block is a complete config when it has a top-level ``integrations:`` key. Each is loaded with
 ``aggregator.config.loads``, given the environment variables the examples read and, as the
-``catalog.graphql`` that the GraphQL example's ``schema:`` names, the SDL of the demo catalog.
+``catalog.graphql`` that the GraphQL example's ``schema:`` names, the SDL of the demo catalog; as the
+``persisted-documents.json`` of the persisted queries example, the README's own manifest example.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +56,28 @@ def yaml_configs(markdown: str) -> list[Example]:
 EXAMPLES = yaml_configs(README.read_text(encoding="utf-8"))
 
 
+def manifest_example() -> str:
+    """The README's example of a persisted documents manifest (Apollo's format)."""
+    blocks = re.findall(r"^```json\n(.*?)^```", README.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    [manifest] = [block for block in blocks if "apollo-persisted-query-manifest" in block]
+    return str(manifest)
+
+
 @pytest.fixture
 def base_dir(tmp_path: Path) -> Path:
-    """A folder holding catalog.graphql, the demo catalog's SDL, for `schema: catalog.graphql`."""
+    """A folder holding catalog.graphql, the demo catalog's SDL, for `schema: catalog.graphql`, and
+    persisted-documents.json, the README's manifest example."""
     (tmp_path / "catalog.graphql").write_text(str(catalog_schema()), encoding="utf-8")
+    (tmp_path / "persisted-documents.json").write_text(manifest_example(), encoding="utf-8")
     return tmp_path
+
+
+def test_the_manifest_example_s_ids_are_its_documents_hashes() -> None:
+    """Each id in the README's manifest example is the SHA-256 of its document, as Apollo's tool writes."""
+    operations = json.loads(manifest_example())["operations"]
+    assert [op["id"] for op in operations] == [
+        hashlib.sha256(op["body"].encode()).hexdigest() for op in operations
+    ]
 
 
 def load_example(example: Example, base_dir: Path) -> Config:
