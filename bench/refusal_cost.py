@@ -17,7 +17,7 @@ Cases:
   valid, cached          `{ __typename }`, the same text every time: the document cache answers
   valid, new             a small valid query, a new text every time: parsed and validated (baseline)
   1,000 aliases          `{ a: nope a: nope ... }` x 1,000, as tests/test_bad_requests.py sends it
-  1,000 __typename       1,000 aliased `__typename` (introspection fields weigh a fifth)
+  1,000 __typename       1,000 aliased `__typename` (introspection fields weigh two fifths)
   fragment bomb          ten fragments each spreading the previous one twice: 2^10 fields, 400 bytes
   30,000 aliases         over the 10,000-token limit
   too deep               30 nested fields under the field limit: refused on the parsed document

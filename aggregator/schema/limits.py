@@ -54,14 +54,16 @@ _FIELD_WEIGHT = 5
 _INTROSPECTION_WEIGHT = 2
 
 # One token of the GraphQL lexical grammar per match, the ignored text before it skipped by the same
-# match (whitespace, commas, the BOM, comments: comments count toward graphql-core 3.3's max_tokens
-# but not toward 3.2's, so leaving them out keeps this count a lower bound), possessively, so that
-# nothing is matched twice. A character the grammar does not know matches alone (graphql-core's lexer
+# match (whitespace, commas, the BOM, comments: comments count toward graphql-core 3.3.2's max_tokens
+# but not toward older versions', so leaving them out keeps this count a lower bound), possessively, so
+# that nothing is matched twice. A character the grammar does not know matches alone (graphql-core's lexer
 # refuses it); the text's end matches once or twice, with nothing.
-_TOKENS = re.compile(
-    r'(?:[ \t\n\r,\ufeff]++|#[^\n\r]*+)*+(?:("""(?:[^"\\]|\\"""|\\(?!""")|"(?!""))*"""|"(?:[^"\\\n\r]|\\.)*"'
-    r"|\.\.\.|[_A-Za-z][_0-9A-Za-z]*|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|[^ \t\n\r,\ufeff#])|\Z)"
+_IGNORED = r"(?:[ \t\n\r,\ufeff]++|#[^\n\r]*+)*+"
+_TOKEN = (
+    r'("""(?:[^"\\]|\\"""|\\(?!""")|"(?!""))*"""|"(?:[^"\\\n\r]|\\.)*"'
+    r"|\.\.\.|[_A-Za-z][_0-9A-Za-z]*|-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|[^ \t\n\r,\ufeff#])"
 )
+_TOKENS = re.compile(rf"{_IGNORED}(?:{_TOKEN}|\Z)")
 _OPERATIONS = frozenset({"query", "mutation", "subscription"})
 _OPEN, _CLOSE, _PARENTHESIS, _DIRECTIVE, _SPREAD, _OTHER_PUNCTUATOR = range(6)
 _PUNCTUATORS = {
@@ -97,7 +99,7 @@ class Limits:
         self.max_fields = max_fields
         self.max_tokens = max_tokens
         # The first max_tokens tokens of a text that has as many, in one match (atomic: linear time).
-        self._first_tokens = re.compile(f"(?>{_TOKENS.pattern}){{{max_tokens}}}")
+        self._first_tokens = re.compile(f"(?>{_IGNORED}{_TOKEN}){{{max_tokens}}}")
 
     def prescan(self, query: str) -> list[GraphQLError]:
         """Errors for a query text over the token or the field limit; [] when it may pass."""
@@ -319,7 +321,7 @@ class _Rule:
 
 
 def _fields_in(rule: _Rule, selection_set: SelectionSetNode | None, visiting: frozenset[str]) -> int:
-    """The weight of the fields selected (aliases count; introspection fields a fifth), fragments
+    """The weight of the fields selected (aliases count; introspection fields two fifths), fragments
     expanded: ten fragments that each spread the previous one twice select 2^10 fields."""
     total = 0
     for selection in selection_set.selections if selection_set else ():
