@@ -1,6 +1,6 @@
 """Micro benchmark: the CPU cost of refusing an oversized GraphQL document, against small valid requests.
 
-    .venv/bin/python bench/refusal_cost.py [--requests 200] [--rounds 7] [--asyncio]
+    .venv/bin/python bench/refusal_cost.py [--requests 200] [--rounds 7]
 
 In process, no network: requests go through the gateway's ASGI app (``create_app``, the benchmark's
 config bench/aggregator.yaml, default limits: max_aliases 200, max_depth 15, 10,000 tokens) as uvicorn
@@ -26,17 +26,16 @@ Cases:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
 
 HERE = Path(__file__).resolve().parent
 # The config names upstream URLs; nothing is contacted.
@@ -163,16 +162,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=200, help="requests per case per round")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--asyncio", action="store_true", help="asyncio's own loop instead of uvloop")
     args = parser.parse_args()
-    if args.asyncio:
-        rows, loop = asyncio.run(measure(args.requests, args.rounds)), "asyncio"
-    else:
-        import uvloop
-
-        rows, loop = uvloop.run(measure(args.requests, args.rounds)), "uvloop"
-    print(report(rows, loop, args.requests, args.rounds))
-    sys.stdout.flush()
+    # The server's own loop: uvicorn picks uvloop.
+    print(report(uvloop.run(measure(args.requests, args.rounds)), "uvloop", args.requests, args.rounds))
 
 
 if __name__ == "__main__":
