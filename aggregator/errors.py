@@ -18,7 +18,11 @@ The hierarchy::
         │   └── RateLimited         RATE_LIMITED          ... and that status was 429
         ├── UpstreamBadResponse     UPSTREAM_BAD_RESPONSE the answer could not be used (size, JSON, type)
         ├── UpstreamAuthError       UPSTREAM_AUTH_ERROR   credentials for the upstream could not be obtained
-        └── UpstreamGraphQLError    UPSTREAM_GRAPHQL_ERROR a GraphQL upstream answered errors and no data
+        ├── UpstreamGraphQLError    UPSTREAM_GRAPHQL_ERROR a GraphQL upstream answered errors and no data
+        └── UpstreamGrpcError       UPSTREAM_GRPC_ERROR   a gRPC upstream answered an error status
+
+A gRPC upstream's UNAVAILABLE is UpstreamUnavailable, DEADLINE_EXCEEDED UpstreamTimeout and
+RESOURCE_EXHAUSTED RateLimited (its ``extensions`` show ``grpcStatus`` rather than an HTTP status).
 
 Each UpstreamError carries a stable ``code``, the ``integration`` and ``operation`` it belongs to and the
 number of ``attempts`` made; the executor fills the last two in. The GraphQL layer maps these fields to
@@ -51,6 +55,7 @@ __all__ = [
     "UpstreamBadResponse",
     "UpstreamError",
     "UpstreamGraphQLError",
+    "UpstreamGrpcError",
     "UpstreamHTTPError",
     "UpstreamTimeout",
     "UpstreamUnavailable",
@@ -228,7 +233,22 @@ class UpstreamHTTPError(UpstreamError):
 
 
 class RateLimited(UpstreamHTTPError):
+    """HTTP 429, or a gRPC upstream's RESOURCE_EXHAUSTED: then ``grpc_status`` is set, and ``status``
+    stays 429 so that the retry rules treat both alike."""
+
     code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, grpc_status: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.grpc_status = grpc_status
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        ext = super().extensions
+        if self.grpc_status is not None:
+            del ext["status"]
+            ext["grpcStatus"] = self.grpc_status
+        return ext
 
 
 class UpstreamBadResponse(UpstreamError):
@@ -260,3 +280,21 @@ class UpstreamGraphQLError(UpstreamError):
     @property
     def extensions(self) -> dict[str, Any]:
         return {**super().extensions, "upstreamErrors": list(self.errors)}
+
+
+class UpstreamGrpcError(UpstreamError):
+    """A gRPC upstream answered a status the call cannot use; ``grpc_status`` is its name (NOT_FOUND).
+    INTERNAL, UNKNOWN and DATA_LOSS say the upstream is unhealthy: they count as breaker failures."""
+
+    code = "UPSTREAM_GRPC_ERROR"
+
+    def __init__(
+        self, message: str, *, grpc_status: str, counts_as_failure: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.grpc_status = grpc_status
+        self.counts_as_failure = counts_as_failure
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {**super().extensions, "grpcStatus": self.grpc_status}

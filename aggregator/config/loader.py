@@ -15,10 +15,22 @@ from typing import TypeVar, get_args
 from graphql import GraphQLSchema
 
 from aggregator.config.auth import merge_headers, read_auth, read_forward_headers, read_headers
-from aggregator.config.kinds import KINDS
-from aggregator.config.models import Config, Integration, IntegrationType, ObjectType, Operation, Secret
+from aggregator.config.grpc import read_grpc_service, type_grpc_operations
+from aggregator.config.grpc_schema import Services
+from aggregator.config.kinds import KINDS, OWN_KEYS
+from aggregator.config.models import (
+    Config,
+    GrpcService,
+    Integration,
+    IntegrationType,
+    ObjectType,
+    Operation,
+    Secret,
+    TlsFiles,
+)
 from aggregator.config.operations import OperationScope
 from aggregator.config.policies import Defaults, breaker_policy, read_defaults, read_server, retry_policy
+from aggregator.config.tls import read_tls
 from aggregator.config.tree import Node, Reader, child_path, read_yaml
 from aggregator.config.typedefs import read_types
 from aggregator.config.upstream_schema import SchemaProblem, schema_from_sdl_file
@@ -27,7 +39,6 @@ from aggregator.config.values import (
     byte_size,
     choice,
     duration,
-    http_url,
     integer,
     is_name,
     non_empty_string,
@@ -56,6 +67,10 @@ _INTEGRATION_KEYS = (
     "forward_headers",
     "follow_redirects",
     "schema",
+    "proto",
+    "proto_paths",
+    "reflection",
+    "tls",
     "operations",
 )
 # Fields of the gateway's own Query type that an operation's field must not take.
@@ -124,10 +139,11 @@ class _Loader:
         top = reader.fields(root, _TOP_KEYS)
         types = read_types(reader, top.get("types"))
         defaults = read_defaults(reader, top.get("defaults"))
+        default_tls = read_tls(reader, defaults.tls, self.base_dir)
         integrations: dict[str, Integration] = {}
         entries = reader.mapping(top.get("integrations"))
         for iid, node in entries.items():
-            integration = self.integration(iid, node, defaults, types)
+            integration = self.integration(iid, node, defaults, default_tls, types)
             if integration is not None:
                 integrations[iid] = integration
         where = top.get("integrations")
@@ -143,7 +159,12 @@ class _Loader:
         )
 
     def integration(
-        self, iid: str, node: Node, defaults: Defaults, types: Mapping[str, ObjectType]
+        self,
+        iid: str,
+        node: Node,
+        defaults: Defaults,
+        default_tls: TlsFiles | None,
+        types: dict[str, ObjectType],
     ) -> Integration | None:
         reader = self.reader
         if not is_name(iid) or iid.startswith("__"):
@@ -161,18 +182,31 @@ class _Loader:
         kind = self._type(entries.get("type"))
         if kind is None:
             return None
+        for key, owner in OWN_KEYS.items():
+            if key in entries and key not in KINDS[kind].keys:
+                reader.report(entries[key], f"{key}: is for {owner} integrations (type: {owner}); remove it")
         if "base_url" not in entries:
+            example = "grpc://127.0.0.1:50051" if kind == "grpc" else "http://127.0.0.1:9001/api"
             reader.report_at(
                 node.line,
                 child_path(node.path, "base_url"),
-                "is required: the upstream's URL, e.g. http://127.0.0.1:9001/api",
+                f"is required: the upstream's URL, e.g. {example}",
             )
         timeout = _get(reader, entries, "timeout", duration, defaults.timeout or DEFAULT_TIMEOUT)
         schema_path, schema = self._schema(entries.get("schema"), kind)
+        grpc = self._grpc(node, entries, kind, types)
         forward_headers, forward_overrides_auth = read_forward_headers(reader, entries.get("forward_headers"))
+        operations = self.operations(
+            node, entries.get("operations"), OperationScope(iid, types, timeout, schema), kind
+        )
+        if grpc is not None and grpc[1] is not None:
+            operations = type_grpc_operations(
+                reader, operations, reader.mapping(entries.get("operations")), grpc[1], types
+            )
+        tls_node = entries.get("tls")
         return Integration(
             id=iid,
-            base_url=_get(reader, entries, "base_url", http_url, ""),
+            base_url=_get(reader, entries, "base_url", KINDS[kind].base_url, ""),
             type=kind,
             description=_get(reader, entries, "description", string, ""),
             auth=read_auth(reader, entries.get("auth")),
@@ -208,12 +242,10 @@ class _Loader:
             circuit_breaker=breaker_policy(reader, entries.get("circuit_breaker"), defaults.circuit_breaker),
             forward_headers=forward_headers,
             forward_overrides_auth=forward_overrides_auth,
-            operations=MappingProxyType(
-                self.operations(
-                    node, entries.get("operations"), OperationScope(iid, types, timeout, schema), kind
-                )
-            ),
+            operations=MappingProxyType(operations),
             schema_path=schema_path,
+            tls=read_tls(reader, tls_node, self.base_dir) if tls_node is not None else default_tls,
+            grpc=grpc[0] if grpc is not None else None,
             follow_redirects=_get(
                 reader,
                 entries,
@@ -238,10 +270,7 @@ class _Loader:
 
     def _schema(self, node: Node | None, kind: IntegrationType) -> tuple[str | None, GraphQLSchema | None]:
         """The `schema:` SDL file of a graphql integration, relative to the config's folder, built."""
-        if node is None:
-            return None, None
-        if "schema" not in KINDS[kind].keys:
-            self.reader.report(node, "schema: is for graphql integrations (type: graphql); remove it")
+        if node is None or "schema" not in KINDS[kind].keys:
             return None, None
         relative = self.reader.read(node, non_empty_string, "")
         if not relative:
@@ -265,6 +294,14 @@ class _Loader:
                 else:
                     self.reader.problems.append(Problem(str(path), line, "", message))
         return str(path), None
+
+    def _grpc(
+        self, node: Node, entries: Mapping[str, Node], kind: IntegrationType, types: dict[str, ObjectType]
+    ) -> tuple[GrpcService | None, Services | None] | None:
+        """A grpc integration's compiled protos (or reflection) and their services, else None."""
+        if kind != "grpc":
+            return None
+        return read_grpc_service(self.reader, node, entries, self.base_dir)
 
     def operations(
         self, integration: Node, node: Node | None, scope: OperationScope, kind: IntegrationType

@@ -179,6 +179,39 @@ class Param:
 
 
 @dataclass(frozen=True)
+class GrpcMethod:
+    """A gRPC operation's method, and what its config declares about it (None: left to the proto)."""
+
+    service: str  # full name, e.g. inventory.v1.Inventory
+    method: str  # e.g. GetItem
+    kind: FieldKind | None = None
+    idempotent: bool | None = None
+
+    @property
+    def path(self) -> str:
+        """The method's HTTP/2 path, as gRPC names it: ``/inventory.v1.Inventory/GetItem``."""
+        return f"/{self.service}/{self.method}"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A ``tls:`` block, paths resolved: a private authority to trust, and a client certificate."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    """How a gRPC integration knows its services: a compiled ``proto:`` or server reflection."""
+
+    # A serialized FileDescriptorSet (imports and comments included); empty with reflection.
+    descriptors: bytes = b""
+    reflection: bool = False
+
+
+@dataclass(frozen=True)
 class Operation:
     id: str
     method: HttpMethod = "GET"
@@ -196,6 +229,8 @@ class Operation:
     operation_name: str | None = None
     # False when `returns` was left out (JSON): a GraphQL upstream with a known schema may derive it.
     returns_declared: bool = False
+    # gRPC upstreams only: the method called.
+    grpc: GrpcMethod | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +257,10 @@ class Integration:
     schema_path: str | None = None
     # Same-origin 3xx answers are followed (at most 5 hops) unless this is False.
     follow_redirects: bool = True
+    # The `tls:` block (its own, else the defaults'); None: the default trust store, no client certificate.
+    tls: TlsFiles | None = None
+    # gRPC upstreams only.
+    grpc: GrpcService | None = None
 
 
 @dataclass(frozen=True)

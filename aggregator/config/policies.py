@@ -188,6 +188,8 @@ class Defaults:
     max_response_bytes: int | None = None
     follow_redirects: bool | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Read by the loader, which knows the folder its paths are relative to.
+    tls: Node | None = None
 
 
 _DEFAULTS_KEYS = (
@@ -200,13 +202,14 @@ _DEFAULTS_KEYS = (
     "headers",
     "max_response_bytes",
     "follow_redirects",
+    "tls",
 )
 
 
 def read_defaults(reader: Reader, node: Node | None) -> Defaults:
     """The `defaults:` block, checked once, whatever number of integrations inherit it."""
     entries = reader.fields(node, _DEFAULTS_KEYS)
-    defaults = Defaults(headers=read_headers(reader, entries.get("headers")))
+    defaults = Defaults(headers=read_headers(reader, entries.get("headers")), tls=entries.get("tls"))
     if "timeout" in entries:
         defaults.timeout = reader.read(entries["timeout"], duration, None)
     if "max_concurrency" in entries:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TypeVar
 
 from aggregator.config.models import BreakerPolicy, RetryPolicy
@@ -40,9 +41,19 @@ from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.resilience.retry import backoff, classify, is_retryable
 from aggregator.resilience.stats import CallStats, IntegrationStats, IntegrationStatsSnapshot
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "attempt_deadline"]
 
 T = TypeVar("T")
+
+# When the running attempt is cut off, on its executor's clock (see attempt_deadline).
+_ATTEMPT_DEADLINE: ContextVar[float | None] = ContextVar("attempt_deadline", default=None)
+
+
+def attempt_deadline() -> float | None:
+    """The monotonic time at which the executor cuts off the attempt being made (the smaller of the
+    attempt timeout and what is left of the call's deadline), for protocols that tell the upstream
+    its deadline (gRPC's ``grpc-timeout``); None outside an attempt."""
+    return _ATTEMPT_DEADLINE.get()
 
 
 class Executor:
@@ -127,7 +138,9 @@ class Executor:
             while True:
                 permit = self.breaker.acquire()
                 attempts += 1
-                attempt_timeout = timeout if deadline is None else min(timeout, deadline - clock.monotonic())
+                now = clock.monotonic()
+                attempt_timeout = timeout if deadline is None else min(timeout, deadline - now)
+                ends = _ATTEMPT_DEADLINE.set(now + attempt_timeout)
                 try:
                     async with clock.timeout(attempt_timeout):
                         result = await attempt()
@@ -145,6 +158,8 @@ class Executor:
                         self._throttle.on_success()
                     stats.succeeded(op, clock.wall())
                     return result
+                finally:
+                    _ATTEMPT_DEADLINE.reset(ends)
                 outcome = classify(error)
                 permit.record(outcome)
                 if isinstance(error, UpstreamTimeout):

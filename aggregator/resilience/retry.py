@@ -14,6 +14,7 @@ from aggregator.errors import (
     UpstreamBadResponse,
     UpstreamError,
     UpstreamGraphQLError,
+    UpstreamGrpcError,
     UpstreamHTTPError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -64,9 +65,10 @@ def classify(error: BaseException) -> Outcome:
     """What an attempt's exception means for the upstream's health.
 
     failure: it could not be reached or answered unhealthily (connection errors, timeouts, 408, 5xx,
-    a garbage answer). success: the upstream itself answered (other 4xx, GraphQL errors; an auth
-    error belongs to the auth server, which has its own breaker). ignored: 429, cancellation, refusals
-    made on our side, and anything that is not an UpstreamError (a bug says nothing about upstream).
+    a garbage answer; gRPC's INTERNAL, UNKNOWN, DATA_LOSS). success: the upstream itself answered
+    (other 4xx, GraphQL errors, other gRPC statuses; an auth error belongs to the auth server,
+    which has its own breaker). ignored: 429 (and RESOURCE_EXHAUSTED), cancellation, refusals made
+    on our side, and anything that is not an UpstreamError (a bug says nothing about upstream).
     """
     if isinstance(error, UpstreamHTTPError):
         if error.status == 429:
@@ -74,7 +76,7 @@ def classify(error: BaseException) -> Outcome:
         return "failure" if error.status == 408 or error.status >= 500 else "success"
     if isinstance(error, UpstreamUnavailable | UpstreamTimeout | UpstreamBadResponse):
         return "failure"
-    if isinstance(error, UpstreamGraphQLError):
+    if isinstance(error, UpstreamGraphQLError | UpstreamGrpcError):
         return "failure" if error.counts_as_failure else "success"
     if isinstance(error, UpstreamError) and not isinstance(error, CircuitOpen | BulkheadFull):
         return "success"

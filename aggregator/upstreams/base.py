@@ -10,6 +10,7 @@ from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.auth import build_authenticator
 from aggregator.upstreams.http import UpstreamClient, build_client
 from aggregator.upstreams.request import RequestParts
+from aggregator.upstreams.tls import ssl_context
 
 __all__ = ["HttpUpstream"]
 
@@ -29,7 +30,11 @@ class HttpUpstream:
     async def start(self) -> None:
         """Create the integration's one client: a keep-alive pool as large as its bulkhead."""
         if self._client is None:
-            self._client = UpstreamClient(max_connections=self._integration.max_concurrency, clock=self.clock)
+            self._client = UpstreamClient(
+                max_connections=self._integration.max_concurrency,
+                clock=self.clock,
+                ssl_context=ssl_context(self._integration.tls),
+            )
 
     async def stop(self) -> None:
         """Close the client (and the token endpoint's); a later ``start`` opens fresh ones."""

@@ -7,6 +7,7 @@ and error statuses become ``aggregator.errors``, and how secrets are kept out of
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus, urlencode
@@ -145,8 +146,15 @@ class UpstreamClient:
 
     __slots__ = ("_wire",)
 
-    def __init__(self, *, max_connections: int, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._wire = WirePool(max_connections=max_connections, default_headers=DEFAULT_HEADERS, clock=clock)
+    def __init__(
+        self, *, max_connections: int, clock: Clock = SYSTEM_CLOCK, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self._wire = WirePool(
+            max_connections=max_connections,
+            default_headers=DEFAULT_HEADERS,
+            clock=clock,
+            ssl_context=ssl_context,
+        )
 
     async def exchange(
         self,

@@ -12,6 +12,7 @@ from aggregator.config.models import Integration, IntegrationType
 from aggregator.resilience.clock import Clock
 from aggregator.upstreams.contract import Upstream
 from aggregator.upstreams.graphql import GraphQLUpstream
+from aggregator.upstreams.grpc import GrpcUpstream
 from aggregator.upstreams.rest import RestUpstream
 
 __all__ = ["KINDS", "make_upstream"]
@@ -27,7 +28,11 @@ def _graphql(integration: Integration, clock: Clock) -> Upstream:
     return GraphQLUpstream(integration, clock=clock)
 
 
-KINDS: Mapping[IntegrationType, UpstreamFactory] = {"rest": _rest, "graphql": _graphql}
+def _grpc(integration: Integration, clock: Clock) -> Upstream:
+    return GrpcUpstream(integration, clock=clock)
+
+
+KINDS: Mapping[IntegrationType, UpstreamFactory] = {"rest": _rest, "graphql": _graphql, "grpc": _grpc}
 
 
 def make_upstream(integration: Integration, *, clock: Clock) -> Upstream:
