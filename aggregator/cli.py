@@ -81,11 +81,13 @@ def _load(given: str | None) -> Config:
 
 def _schema_sdl(config: Config, *, introspect: bool = False) -> str:
     """The SDL, with types derived from GraphQL upstreams' schema files, and with ``introspect``
-    from their live schemas too (an upstream that does not answer leaves its fields JSON)."""
+    from their live schemas (and gRPC servers' reflection) too (an upstream that does not answer
+    leaves its fields JSON)."""
     try:
         module = IntegrationModule(config)
         if introspect and any(
-            i.type == "graphql" and not i.schema_path for i in config.integrations.values()
+            (i.type == "graphql" and not i.schema_path) or (i.grpc and i.grpc.reflection)
+            for i in config.integrations.values()
         ):
             asyncio.run(_introspected(module))
         return build_schema(module.typed_config(config), module).as_str()

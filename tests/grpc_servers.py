@@ -53,13 +53,14 @@ class GrpcServer:
         *,
         reflection_services: tuple[str, ...] = (),
         credentials: grpc.ServerCredentials | None = None,
+        port: int = 0,
     ) -> None:
         self.services = services
         self.handlers = handlers
         self.received: list[Received] = []
         self._reflection = reflection_services
         self._credentials = credentials
-        self.port = 0
+        self.port = port
 
     def _handler(self, path: str, handler: Handler) -> grpc.RpcMethodHandler[Any, Any]:
         service_name, method_name = path.strip("/").split("/")
@@ -69,7 +70,9 @@ class GrpcServer:
 
         async def call(request: Message, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
             document = json_format.MessageToDict(request)
-            metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+            metadata = {
+                key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)
+            }
             self.received.append(Received(path, document, metadata, context.time_remaining()))
             answer = await handler(document, context)
             return json_format.ParseDict(answer, response_class())
@@ -90,7 +93,7 @@ class GrpcServer:
             reflection.enable_server_reflection(
                 (*self._reflection, reflection.SERVICE_NAME), server, pool=self.services.pool
             )
-        address = "127.0.0.1:0"
+        address = f"127.0.0.1:{self.port}"
         if self._credentials is None:
             self.port = server.add_insecure_port(address)
         else:

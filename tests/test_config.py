@@ -679,7 +679,9 @@ REFUSALS = [
         "no closing '}'",
         id="unclosed-env",
     ),
-    pytest.param(api("type: grpc"), 4, "integrations.api.type", "not supported yet", id="grpc"),
+    pytest.param(
+        api("type: grpc"), 3, "integrations.api.base_url", "must be a grpc:// or grpcs://", id="grpc-http-url"
+    ),
     pytest.param(
         api("auth: {type: jwt}"), 4, "integrations.api.auth.type", "unknown auth type 'jwt'", id="auth-type"
     ),

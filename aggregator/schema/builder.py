@@ -136,7 +136,8 @@ def _resolver_stub(
 
     parameters = []
     for index, param in enumerate(op.params):
-        annotation = Annotated[python_type(param.type, inputs), strawberry.argument(name=param.name)]  # type: ignore[valid-type]
+        argument = strawberry.argument(name=param.name, description=param.description or None)
+        annotation = Annotated[python_type(param.type, inputs), argument]  # type: ignore[valid-type]
         default: Any = inspect.Parameter.empty
         if not param.required:
             # No default shown (and the argument absent when the client leaves it out) unless declared.

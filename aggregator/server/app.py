@@ -67,7 +67,7 @@ def create_app(config: Config, *, module: IntegrationModule | None = None) -> St
     )
 
     def rebuild_schema(*, at_start: bool = False) -> None:
-        """A GraphQL upstream's schema arrived (at start-up or later): its fields become typed.
+        """An upstream's schema arrived (at start-up or later): its fields become typed.
 
         A failure is raised at start (nothing is served yet); later the callers log it and the
         previous schema stays. What changed is logged: at INFO at start, at WARNING later, when
@@ -103,7 +103,8 @@ def create_app(config: Config, *, module: IntegrationModule | None = None) -> St
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await module.start()
-        if any(i.type == "graphql" for i in config.integrations.values()):
+        # Upstreams that describe themselves at start-up: GraphQL introspection, gRPC reflection.
+        if any(i.type == "graphql" or (i.grpc and i.grpc.reflection) for i in config.integrations.values()):
             rebuild_schema(at_start=True)
         app.state.ready = True
         try:

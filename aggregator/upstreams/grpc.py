@@ -65,7 +65,8 @@ __all__ = ["GrpcCall", "GrpcUpstream"]
 log = logging.getLogger("aggregator.upstreams.grpc")
 
 _FAILURES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
-_TOO_LARGE = "Received message larger than max"
+# How grpcio 1.85 words its own refusal of a message over grpc.max_receive_message_length.
+_TOO_LARGE = "CLIENT: Received message larger than max"
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _REFLECTION_RETRY_MAX = 60.0
 
@@ -115,6 +116,8 @@ class GrpcUpstream:
         self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable[Message, Message]] = {}
         self._services: Services | None = None
         self._reflected = False
+        # With reflection, the operations as the server's descriptors type them (params checked so).
+        self._operations: dict[str, Operation] = {}
         service = integration.grpc
         if service is not None and service.descriptors:
             self._know(Services(service.descriptors))
@@ -212,7 +215,9 @@ class GrpcUpstream:
                 redact(str(detail), self.secrets()),
             )
             return False
-        self._know(Services(descriptors))
+        services = Services(descriptors)
+        self._know(services)
+        self._operations = services.type_operations(self._integration.operations.values(), ()).operations
         self._reflected = True
         return True
 
@@ -238,6 +243,7 @@ class GrpcUpstream:
     ) -> GrpcCall:
         """Validate ``params`` into the request message; InvalidParams if they do not fit it."""
         where = f"{self._integration.id}.{operation.id}"
+        operation = self._operations.get(operation.id, operation)
         method = self._methods.get(operation.id)
         if method is None:
             raise UpstreamUnavailable(
@@ -306,7 +312,7 @@ class GrpcUpstream:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return UpstreamTimeout(message)
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            if details.startswith(_TOO_LARGE):
+            if _TOO_LARGE in details:
                 return UpstreamBadResponse(f"response over {self._integration.max_response_bytes} bytes")
             retry_after = _retry_delay(error.trailing_metadata())
             return RateLimited(message, status=429, grpc_status=name, body=details, retry_after=retry_after)
