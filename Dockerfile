@@ -25,6 +25,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 COPY --from=build /wheels /wheels
 COPY aggregator/demo/integrations.yaml /config/integrations.yaml
+COPY aggregator/demo/protos /config/protos
 RUN pip install /wheels/*.whl \
  && rm -rf /wheels \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin aggregator

@@ -3,6 +3,7 @@ runner that serves them for `aggregator demo`, and the gateway on the bundled de
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ from gateway import Gateway, serve_config
 from servers import serve_asgi
 
 from aggregator.config import load
-from aggregator.demo import CONFIG_PATH, UPSTREAMS, running_upstreams
+from aggregator.demo import CONFIG_PATH, GRPC_UPSTREAM, UPSTREAMS, running_upstreams
 from aggregator.demo.catalog import INVENTORY_SCOPE, create_catalog_app
 from aggregator.demo.tokens import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Grant, issue, verify
 from aggregator.demo.upstreams import DEMO_API_KEY, DEMO_BASIC, DEMO_TOKEN, TOKEN_LIFETIME, create_rest_app
@@ -396,7 +397,11 @@ def test_a_bad_token_is_a_401(catalog: httpx.Client, authorization: str) -> None
 def test_running_upstreams_yields_the_env_var_of_every_upstream() -> None:
     """The runner serves each demo upstream and names its base URL by the env var the config reads."""
     with running_upstreams() as env:
-        assert set(env) == set(UPSTREAMS) == {"DEMO_REST_URL", "DEMO_CATALOG_URL"}
+        assert (
+            set(env)
+            == {*UPSTREAMS, GRPC_UPSTREAM}
+            == {"DEMO_REST_URL", "DEMO_CATALOG_URL", "DEMO_WAREHOUSE_URL"}
+        )
         user = httpx.get(f"{env['DEMO_REST_URL']}/api/users/2", headers=BEARER)
         product = httpx.post(
             f"{env['DEMO_CATALOG_URL']}/graphql", json={"query": '{ product(id: "2") { name } }'}
@@ -414,11 +419,46 @@ def test_running_upstreams_stops_them_on_exit(name: str) -> None:
         httpx.get(url)
 
 
+def test_running_upstreams_stops_the_grpc_warehouse_on_exit() -> None:
+    """Leaving the block closes the warehouse's port too."""
+    with running_upstreams() as env:
+        port = int(env[GRPC_UPSTREAM].rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+
+
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Gateway]:
     """The gateway on the bundled demo config over the demo upstreams, as `aggregator demo` runs it."""
     with running_upstreams() as env, serve_config(load(CONFIG_PATH, env=env)) as gateway:
         yield gateway
+
+
+def test_the_demo_warehouse_answers_a_grpc_query_typed_from_its_proto(demo: Gateway) -> None:
+    """warehouse_getItem calls the gRPC warehouse: an enum, a Timestamp and an int64 come typed."""
+    body = demo.query(
+        '{ warehouse_getItem(productId: "3") { productId quantity location restockedAt unitWeightGrams } }'
+    )
+    assert body == {
+        "data": {
+            "warehouse_getItem": {
+                "productId": "3",
+                "quantity": 30,
+                "location": "BERLIN",
+                "restockedAt": "2024-04-15T08:00:00Z",
+                "unitWeightGrams": 750,
+            }
+        }
+    }
+
+
+def test_the_demo_warehouse_reserves_through_a_mutation_and_refuses_too_many(demo: Gateway) -> None:
+    """warehouse_reserve is a Mutation; more units than available is UPSTREAM_GRPC_ERROR."""
+    body = demo.query('mutation { warehouse_reserve(productId: "5", quantity: 4) { productId reserved } }')
+    assert body == {"data": {"warehouse_reserve": {"productId": "5", "reserved": 4}}}
+    refused = demo.query('mutation { warehouse_reserve(productId: "5", quantity: 1000) { reserved } }')
+    extensions = refused["errors"][0]["extensions"]
+    assert (extensions["code"], extensions["grpcStatus"]) == ("UPSTREAM_GRPC_ERROR", "FAILED_PRECONDITION")
 
 
 def test_the_demo_catalog_is_typed_from_introspection(demo: Gateway) -> None:

@@ -3,7 +3,8 @@
 A ```yaml block is a complete config when it has a top-level ``integrations:`` key. Each is loaded with
 ``aggregator.config.loads``, given the environment variables the examples read and, as the
 ``catalog.graphql`` that the GraphQL example's ``schema:`` names, the SDL of the demo catalog; as the
-``persisted-documents.json`` of the persisted queries example, the README's own manifest example.
+``persisted-documents.json`` of the persisted queries example, the README's own manifest example (the
+gRPC examples get the demo warehouse's proto).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 from aggregator.config import ApiKeyAuth, Config, Integration, loads
 from aggregator.demo import SAMPLE_QUERY
 from aggregator.demo.catalog import catalog_schema
+from aggregator.demo.warehouse import PROTO
 from aggregator.module import IntegrationModule
 from aggregator.schema import build_schema
 
@@ -65,10 +68,16 @@ def manifest_example() -> str:
 
 @pytest.fixture
 def base_dir(tmp_path: Path) -> Path:
-    """A folder holding catalog.graphql, the demo catalog's SDL, for `schema: catalog.graphql`, and
-    persisted-documents.json, the README's manifest example."""
+    """A folder holding catalog.graphql, the demo catalog's SDL, for `schema: catalog.graphql`,
+    persisted-documents.json, the README's manifest example, the demo warehouse's proto for
+    `proto: protos/inventory.proto`, and the files `tls:` blocks name."""
     (tmp_path / "catalog.graphql").write_text(str(catalog_schema()), encoding="utf-8")
     (tmp_path / "persisted-documents.json").write_text(manifest_example(), encoding="utf-8")
+    (tmp_path / "protos").mkdir()
+    shutil.copy(PROTO, tmp_path / "protos" / "inventory.proto")
+    (tmp_path / "certs").mkdir()
+    for name in ("internal-ca.pem", "client.pem", "client.key"):
+        (tmp_path / "certs" / name).write_text("read when the upstream starts, not when the file loads")
     return tmp_path
 
 
@@ -101,12 +110,12 @@ def test_each_config_example_in_the_readme_loads_and_builds_a_schema(
     assert all(op.field in sdl for i in config.integrations.values() for op in i.operations.values())
 
 
-def test_the_readme_shows_every_auth_type_and_both_upstream_kinds(base_dir: Path) -> None:
-    """Each of the five auth types and both integration types has a working example."""
+def test_the_readme_shows_every_auth_type_and_every_upstream_kind(base_dir: Path) -> None:
+    """Each of the five auth types and the three integration types has a working example."""
     integrations = all_integrations(base_dir)
     assert {i.auth.type for i in integrations} == {"none", "bearer", "api_key", "basic", "oauth2"}
     assert {i.auth.location for i in integrations if isinstance(i.auth, ApiKeyAuth)} == {"header", "query"}
-    assert {i.type for i in integrations} == {"rest", "graphql"}
+    assert {i.type for i in integrations} == {"rest", "graphql", "grpc"}
 
 
 def test_the_readme_shows_a_forwarded_header_that_overrides_auth(base_dir: Path) -> None:

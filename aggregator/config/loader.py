@@ -87,7 +87,8 @@ _EXAMPLE = "integrations: {users: {base_url: http://127.0.0.1:9001/api, operatio
 def load(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Config:
     """Load the config file at ``path``; raise ConfigError listing every problem in it.
 
-    ``env`` replaces ``os.environ`` for ``${VAR}`` substitution; ``schema:`` paths are relative to the file.
+    ``env`` replaces ``os.environ`` for ``${VAR}`` substitution; ``schema:``, ``proto:`` and ``tls:`` paths
+    are relative to the file.
     """
     source = os.fspath(path)
     try:
@@ -97,7 +98,8 @@ def load(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) 
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError([Problem(source, 0, "", f"cannot read the config file: {reason}")]) from None
-    return loads(text, source, env=env, base_dir=Path(source).parent)
+    # A symlinked config's paths are relative to the file it links to (the demo's root integrations.yaml).
+    return loads(text, source, env=env, base_dir=Path(source).resolve().parent)
 
 
 def loads(

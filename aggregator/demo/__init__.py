@@ -1,9 +1,10 @@
 """The bundled demo: upstream APIs served on loopback, the config that points at them, a sample query.
 
 ``aggregator demo`` runs :func:`running_upstreams`, which serves each demo upstream (the REST API of
-``upstreams.py`` and the GraphQL catalog of ``catalog.py``) from a background thread on a free loopback
-port and yields the environment variables ``integrations.yaml`` reads to find them; the gateway then
-loads :data:`CONFIG_PATH` as any other config.
+``upstreams.py``, the GraphQL catalog of ``catalog.py`` and the gRPC warehouse of ``warehouse.py``)
+from a background thread on a free loopback port and yields the environment variables
+``integrations.yaml`` reads to find them; the gateway then loads :data:`CONFIG_PATH` as any other
+config.
 """
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ from starlette.types import ASGIApp
 
 from aggregator.demo.catalog import create_catalog_app
 from aggregator.demo.upstreams import create_rest_app
+from aggregator.demo.warehouse import BackgroundGrpcServer
 
-__all__ = ["CONFIG_PATH", "SAMPLE_QUERY", "UPSTREAMS", "BackgroundServer", "running_upstreams"]
+__all__ = [
+    "CONFIG_PATH",
+    "GRPC_UPSTREAM",
+    "SAMPLE_QUERY",
+    "UPSTREAMS",
+    "BackgroundServer",
+    "running_upstreams",
+]
 
 CONFIG_PATH = Path(__file__).resolve().with_name("integrations.yaml")
 
@@ -31,6 +40,8 @@ UPSTREAMS: Mapping[str, Callable[[], ASGIApp]] = {
     "DEMO_REST_URL": create_rest_app,
     "DEMO_CATALOG_URL": create_catalog_app,
 }
+# Environment variable the demo config reads -> the gRPC warehouse (warehouse.py).
+GRPC_UPSTREAM = "DEMO_WAREHOUSE_URL"
 
 SAMPLE_QUERY = """\
 query Demo {
@@ -39,6 +50,7 @@ query Demo {
   recommendations_forUser(userId: "1") { title score }
   catalog_product(id: "1") { name price { amount currency } rating reviews { stars text } }
   inventory_stock(productId: "1") { quantity warehouse }
+  warehouse_getItem(productId: "1") { quantity reserved location restockedAt unitWeightGrams }
   integrationStats { integrationId circuitState calls successes failuresTotal }
 }
 """
@@ -106,4 +118,8 @@ def running_upstreams(host: str = "127.0.0.1") -> Iterator[dict[str, str]]:
             stack.callback(server.stop)
             server.start()
             env[name] = server.url
+        warehouse = BackgroundGrpcServer(host)
+        stack.callback(warehouse.stop)
+        warehouse.start()
+        env[GRPC_UPSTREAM] = warehouse.url
         yield env

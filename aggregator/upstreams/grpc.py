@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +58,7 @@ from aggregator.upstreams.contract import Typed, flight_key
 from aggregator.upstreams.grpc_reflection import reflect
 from aggregator.upstreams.http import EXCERPT_CHARS, build_client, redact
 from aggregator.upstreams.request import RequestParts
+from aggregator.upstreams.selection import ClientSelection
 from aggregator.upstreams.tls import grpc_credentials
 
 __all__ = ["GrpcCall", "GrpcUpstream"]
@@ -156,6 +157,9 @@ class GrpcUpstream:
     def on_schema(self, callback: Callable[[], None]) -> None:
         self._on_schema.append(callback)
 
+    def keep_fields(self, operation_id: str, paths: Iterable[Sequence[str]]) -> None:
+        """Nothing to do: a response message carries every field."""
+
     def typed(self, types: Mapping[str, ObjectType]) -> Typed | None:
         """With reflection, the operations typed from the services the server described."""
         if not self._reflected or self._services is None:
@@ -240,8 +244,12 @@ class GrpcUpstream:
         params: Mapping[str, Any],
         *,
         forwarded_headers: Mapping[str, str] | None = None,
+        selection: ClientSelection | None = None,
     ) -> GrpcCall:
-        """Validate ``params`` into the request message; InvalidParams if they do not fit it."""
+        """Validate ``params`` into the request message; InvalidParams if they do not fit it.
+
+        ``selection`` is not used: a unary method answers its whole response message.
+        """
         where = f"{self._integration.id}.{operation.id}"
         operation = self._operations.get(operation.id, operation)
         method = self._methods.get(operation.id)
