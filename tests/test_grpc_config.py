@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from graphql import GraphQLSchema
+from graphql import GraphQLEnumType, GraphQLSchema
 
 from aggregator.config import loads
 from aggregator.config.models import Config, TlsFiles
@@ -61,7 +61,7 @@ def test_every_proto3_json_type_maps_to_its_graphql_type() -> None:
         "boolValue": "Boolean",
         "stringValue": "String",
         "bytesValue": "String",
-        "color": "String",
+        "color": "Color",
         "tags": "[String!]",
         "inners": "[Inner!]",
         "counts": "JSON",
@@ -80,6 +80,14 @@ def test_every_proto3_json_type_maps_to_its_graphql_type() -> None:
         "inner": "Inner",
         "optionalInt32": "Int",
     }
+
+
+def test_a_proto_enum_is_a_graphql_enum_with_its_value_names_and_comments() -> None:
+    """Color keeps its value names (the JSON mapping's wire values) and its comments."""
+    color = schema_of(grpc_config("echo: {rpc: types.v1.Types/Echo}")).type_map["Color"]
+    assert isinstance(color, GraphQLEnumType)
+    assert list(color.values) == ["COLOR_UNSPECIFIED", "RED", "GREEN"]
+    assert (color.description, color.values["RED"].description) == ("A color.", "The red one.")
 
 
 def test_request_fields_are_arguments_and_nested_messages_input_types() -> None:

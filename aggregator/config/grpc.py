@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator.config.grpc_schema import Services
-from aggregator.config.models import GrpcMethod, GrpcService, ObjectType, Operation
+from aggregator.config.models import GrpcMethod, GrpcService, NamedType, Operation
 from aggregator.config.operations import OperationScope, _OperationReader, _select
 from aggregator.config.protos import ProtoError, compile_protos
 from aggregator.config.tree import Node, Reader
@@ -148,7 +148,7 @@ def type_grpc_operations(
     operations: dict[str, Operation],
     nodes: Mapping[str, Node],
     services: Services,
-    types: dict[str, ObjectType],
+    types: dict[str, NamedType],
 ) -> dict[str, Operation]:
     """``operations`` typed from ``services``; the message types are added to ``types``. An rpc that
     names no unary method of the protos is reported at its ``rpc:`` key."""

@@ -5,10 +5,11 @@ integration once its server has described itself (upstreams/grpc.py).
 
 The mapping: 32-bit signed integers ``Int``; 64-bit integers, and unsigned 32-bit ones (past 2**31-1
 they do not fit GraphQL's Int), ``BigInt``; float and double ``Float``; bool ``Boolean``; string and
-bytes (base64) ``String``; enums ``String`` (their value names); repeated fields lists; maps, ``Struct``,
-``Value``, ``ListValue`` and ``Any`` ``JSON``; ``Timestamp`` ``DateTime``; ``Duration`` and ``FieldMask``
-``String``; wrapper types their scalar; ``Empty`` ``Boolean`` (true when present). A message becomes
-an object type of its name (an input type ``<Name>Input`` where it is an argument); its fields keep
+bytes (base64) ``String``; enums GraphQL enums with the same value names; repeated fields lists;
+maps, ``Struct``, ``Value``, ``ListValue`` and ``Any`` ``JSON``; ``Timestamp`` ``DateTime``;
+``Duration`` and ``FieldMask`` ``String``; wrapper types their scalar; ``Empty`` ``Boolean`` (true
+when present). A message (or enum) becomes a type of its name (a message argument the input type
+``<Name>Input``); a name already taken becomes the full name with ``_``. Message fields keep
 their JSON names (lowerCamelCase) and are all nullable, since proto3 fields are all optional (oneof
 members included). Leading (else trailing) proto comments become descriptions.
 """
@@ -20,12 +21,15 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from google.protobuf import descriptor_pb2, descriptor_pool
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, MethodDescriptor
 
 from aggregator.config.models import (
     SCALARS,
+    EnumType,
+    EnumValue,
     FieldKind,
     GrpcMethod,
+    NamedType,
     ObjectType,
     Operation,
     Param,
@@ -50,7 +54,7 @@ _BIG_INT = frozenset(
     }
 )
 _FLOAT = frozenset({FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE})
-_TEXT = frozenset({FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_ENUM})
+_TEXT = frozenset({FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES})
 _WELL_KNOWN = {
     "google.protobuf.Timestamp": "DateTime",
     "google.protobuf.Duration": "String",
@@ -72,8 +76,9 @@ _WELL_KNOWN = {
 }
 _NO_SIDE_EFFECTS = descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
 _IDEMPOTENT = descriptor_pb2.MethodOptions.IDEMPOTENT
-# FileDescriptorProto field numbers that SourceCodeInfo paths are made of (descriptor.proto).
-_FILE_MESSAGE, _FILE_SERVICE, _MESSAGE_FIELD, _MESSAGE_NESTED, _SERVICE_METHOD = 4, 6, 2, 3, 2
+# The descriptor.proto field numbers that SourceCodeInfo paths are made of.
+_FILE_MESSAGE, _FILE_ENUM, _FILE_SERVICE = 4, 5, 6
+_MESSAGE_FIELD, _MESSAGE_NESTED, _MESSAGE_ENUM, _ENUM_VALUE, _SERVICE_METHOD = 2, 3, 4, 2, 2
 
 
 @dataclass
@@ -81,7 +86,7 @@ class Typed:
     """An integration's operations typed from its services, the types that takes, and problems."""
 
     operations: dict[str, Operation] = field(default_factory=dict)
-    types: dict[str, ObjectType] = field(default_factory=dict)
+    types: dict[str, NamedType] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # operation id -> what is wrong
 
 
@@ -144,7 +149,7 @@ class _Typer:
         self._services = services
         self._taken = set(taken) | SCALARS | RESERVED_TYPE_NAMES
         self._names: dict[str, str] = {}  # message full name -> its GraphQL name
-        self.types: dict[str, ObjectType] = {}
+        self.types: dict[str, NamedType] = {}
 
     def operation(self, op: Operation, method: MethodDescriptor) -> Operation:
         grpc = op.grpc
@@ -190,19 +195,40 @@ class _Typer:
         message = f.message_type
         if message is not None and message.GetOptions().map_entry:
             return TypeExpr(name="JSON")
-        named = self._message(message) if message is not None else TypeExpr(name=_scalar(f.type))
+        if message is not None:
+            named = self._message(message)
+        elif f.enum_type is not None:
+            named = self._enum(f.enum_type)
+        else:
+            named = TypeExpr(name=_scalar(f.type))
         return TypeExpr(of=replace(named, non_null=True)) if f.is_repeated else named
+
+    def _name(self, full_name: str, short: str) -> tuple[str, bool]:
+        """The GraphQL name of a message or enum, and whether it is new (its type still to make)."""
+        name = self._names.get(full_name)
+        if name is not None:
+            return name, False
+        name = short if short not in self._taken else full_name.replace(".", "_")
+        self._taken.add(name)
+        self._names[full_name] = name
+        return name, True
+
+    def _enum(self, enum: EnumDescriptor) -> TypeExpr:
+        name, new = self._name(enum.full_name, enum.name)
+        if new:
+            # The proto3 JSON mapping sends and reads enum values by name: wire value and name agree.
+            values = tuple(
+                EnumValue(value.name, value.name, self._services.comment(f"{enum.full_name}.{value.name}"))
+                for value in enum.values
+            )
+            self.types[name] = EnumType(name, values, self._services.comment(enum.full_name))
+        return TypeExpr(name=name)
 
     def _message(self, message: Descriptor) -> TypeExpr:
         if message.full_name in _WELL_KNOWN:
             return TypeExpr(name=_WELL_KNOWN[message.full_name])
-        name = self._names.get(message.full_name)
-        if name is None:
-            name = message.name
-            if name in self._taken:
-                name = message.full_name.replace(".", "_")
-            self._taken.add(name)
-            self._names[message.full_name] = name
+        name, new = self._name(message.full_name, message.name)
+        if new:
             fields = {f.json_name: self._type(f) for f in message.fields}
             notes = {f.json_name: self._services.comment(f.full_name) for f in message.fields}
             self.types[name] = ObjectType(
@@ -260,6 +286,9 @@ def _comments(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> Mapping[st
         pending: list[tuple[descriptor_pb2.DescriptorProto, tuple[int, ...], str]] = [
             (m, (_FILE_MESSAGE, i), prefix + m.name) for i, m in enumerate(file.message_type)
         ]
+        enums: list[tuple[descriptor_pb2.EnumDescriptorProto, tuple[int, ...], str]] = [
+            (e, (_FILE_ENUM, i), prefix + e.name) for i, e in enumerate(file.enum_type)
+        ]
         while pending:
             proto, path, full = pending.pop()
             found[full] = notes.get(path, "")
@@ -269,6 +298,15 @@ def _comments(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> Mapping[st
                 (nested, (*path, _MESSAGE_NESTED, index), f"{full}.{nested.name}")
                 for index, nested in enumerate(proto.nested_type)
             )
+            enums.extend(
+                (enum, (*path, _MESSAGE_ENUM, index), f"{full}.{enum.name}")
+                for index, enum in enumerate(proto.enum_type)
+            )
+        for enum, path, full in enums:
+            found[full] = notes.get(path, "")
+            # An enum value's full name is its enum's scope and its own name (C++ scoping).
+            for index, value in enumerate(enum.value):
+                found[f"{full}.{value.name}"] = notes.get((*path, _ENUM_VALUE, index), "")
         for index, service in enumerate(file.service):
             full = prefix + service.name
             found[full] = notes.get((_FILE_SERVICE, index), "")

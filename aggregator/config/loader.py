@@ -23,7 +23,7 @@ from aggregator.config.models import (
     GrpcService,
     Integration,
     IntegrationType,
-    ObjectType,
+    NamedType,
     Operation,
     Secret,
     TlsFiles,
@@ -139,7 +139,8 @@ class _Loader:
                 reader.report_at(1, "", f"the file is empty; it needs integrations:, e.g. {_EXAMPLE}")
             return Config(source=reader.source)
         top = reader.fields(root, _TOP_KEYS)
-        types = read_types(reader, top.get("types"))
+        # grpc integrations add the message and enum types of their protos.
+        types: dict[str, NamedType] = dict(read_types(reader, top.get("types")))
         defaults = read_defaults(reader, top.get("defaults"))
         default_tls = read_tls(reader, defaults.tls, self.base_dir)
         integrations: dict[str, Integration] = {}
@@ -166,7 +167,7 @@ class _Loader:
         node: Node,
         defaults: Defaults,
         default_tls: TlsFiles | None,
-        types: dict[str, ObjectType],
+        types: dict[str, NamedType],
     ) -> Integration | None:
         reader = self.reader
         if not is_name(iid) or iid.startswith("__"):
@@ -298,7 +299,7 @@ class _Loader:
         return str(path), None
 
     def _grpc(
-        self, node: Node, entries: Mapping[str, Node], kind: IntegrationType, types: dict[str, ObjectType]
+        self, node: Node, entries: Mapping[str, Node], kind: IntegrationType, types: dict[str, NamedType]
     ) -> tuple[GrpcService | None, Services | None] | None:
         """A grpc integration's compiled protos (or reflection) and their services, else None."""
         if kind != "grpc":

@@ -41,7 +41,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from aggregator.config.grpc_schema import EMPTY, Services
-from aggregator.config.models import Integration, ObjectType, Operation
+from aggregator.config.models import Integration, NamedType, Operation
 from aggregator.errors import (
     InvalidParams,
     RateLimited,
@@ -160,7 +160,7 @@ class GrpcUpstream:
     def keep_fields(self, operation_id: str, paths: Iterable[Sequence[str]]) -> None:
         """Nothing to do: a response message carries every field."""
 
-    def typed(self, types: Mapping[str, ObjectType]) -> Typed | None:
+    def typed(self, types: Mapping[str, NamedType]) -> Typed | None:
         """With reflection, the operations typed from the services the server described."""
         if not self._reflected or self._services is None:
             return None
