@@ -468,12 +468,14 @@ def test_demo_answers_the_sample_query_with_data_from_its_upstreams(demo: Demo) 
     assert data["posts_search"]["total"] >= 1
     assert data["catalog_product"]["price"] == {"amount": 19.5, "currency": "EUR"}
     assert data["inventory_stock"] == {"quantity": 40, "warehouse": "Manchester"}
+    assert data["warehouse_getItem"]["location"] == "BERLIN"
     assert {s["integrationId"] for s in data["integrationStats"]} == {
         "users",
         "posts",
         "recommendations",
         "catalog",
         "inventory",
+        "warehouse",
     }
 
 
