@@ -3,10 +3,10 @@ slot (at most ``max_queue`` calls, each for at most ``queue_timeout``) before BU
 
 Why a queue and not only a cap: on a busy gateway a call to a fast upstream stays "in flight" while
 its answer waits for the event loop, so the in-flight count measures the gateway's own CPU as much as
-the upstream. A fan-out of five fields from 256 clients keeps more than 1,000 such calls going at once;
-a cap of 100 that fails fast turned a quarter of them into errors (bench/fanout_load.py). Waiting a
-little for a slot costs a future each; the cap still bounds sockets, and the queue's length and wait
-still bound what a slow upstream can hold: beyond them calls fail fast with BULKHEAD_FULL.
+the upstream. A five-field fan-out from 256 clients keeps up to about 1,200 such calls going at once;
+with a cap of 100 that failed fast, most of them were refused (bench/fanout_load.py). Waiting a little
+for a slot costs a future each; the cap still bounds sockets, and the line's length and wait still
+bound what a slow upstream can hold: beyond them calls fail fast with BULKHEAD_FULL.
 """
 
 from __future__ import annotations

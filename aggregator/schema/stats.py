@@ -54,18 +54,39 @@ _RETRIES = "Attempts beyond the first of each call (attempts, not calls)."
 _TIMEOUTS = "Attempts that timed out (attempts, not calls)."
 
 
-@strawberry.type(description="Counters of one operation since start; see IntegrationStats for the rules.")
-class OperationStats:
-    operation_id: str
+@strawberry.type(description="The counters an integration and each of its operations share.")
+class CallCounters:
     calls: int = _counter(_CALLS)
     successes: int = _counter(_SUCCESSES)
-    failures: int = _counter(_FAILURES)
     client_errors: int = _counter(_CLIENT_ERRORS)
     rejected: int = _counter(_REJECTED)
     bulkhead_rejected: int = _counter(_BULKHEAD_REJECTED)
     cancelled: int = _counter(_CANCELLED)
     retries: int = _counter(_RETRIES)
     timeouts: int = _counter(_TIMEOUTS)
+
+
+# The counters' names, the same in both snapshots and in CallCounters.
+_SHARED = (
+    "calls",
+    "successes",
+    "client_errors",
+    "rejected",
+    "bulkhead_rejected",
+    "cancelled",
+    "retries",
+    "timeouts",
+)
+
+
+def _shared(snapshot: OperationStatsSnapshot | IntegrationStatsSnapshot) -> dict[str, Any]:
+    return {name: getattr(snapshot, name) for name in _SHARED}
+
+
+@strawberry.type(description="Counters of one operation since start; see IntegrationStats for the rules.")
+class OperationStats(CallCounters):
+    operation_id: str
+    failures: int = _counter(_FAILURES)
     latency_ms: Latency = strawberry.field(description="Latency of the operation's recent calls.")
 
 
@@ -75,19 +96,11 @@ class OperationStats:
         "successes + failures + clientErrors + rejected + bulkheadRejected + cancelled + inFlight + queued."
     )
 )
-class IntegrationStats:
+class IntegrationStats(CallCounters):
     integration_id: str = strawberry.field(description="The integration's id in the config.")
     type: str = strawberry.field(description="rest or graphql.")
     circuit_state: CircuitState = strawberry.field(description="The breaker's state now.")
-    calls: int = _counter(_CALLS)
-    successes: int = _counter(_SUCCESSES)
     failures_total: int = _counter(_FAILURES)
-    client_errors: int = _counter(_CLIENT_ERRORS)
-    rejected: int = _counter(_REJECTED)
-    bulkhead_rejected: int = _counter(_BULKHEAD_REJECTED)
-    cancelled: int = _counter(_CANCELLED)
-    retries: int = _counter(_RETRIES)
-    timeouts: int = _counter(_TIMEOUTS)
     in_flight: int = _counter("Calls holding a bulkhead slot now (at most max_concurrency).")
     queued: int = _counter("Calls waiting for a bulkhead slot now (at most max_queue).")
     queued_peak: int = _counter("The most calls that waited for a slot at once since start.")
@@ -122,16 +135,9 @@ def _latency(snapshot: LatencySnapshot) -> Latency:
 
 def _operation(snapshot: OperationStatsSnapshot) -> OperationStats:
     return OperationStats(
+        **_shared(snapshot),
         operation_id=snapshot.operation_id,
-        calls=snapshot.calls,
-        successes=snapshot.successes,
         failures=snapshot.failures,
-        client_errors=snapshot.client_errors,
-        rejected=snapshot.rejected,
-        bulkhead_rejected=snapshot.bulkhead_rejected,
-        cancelled=snapshot.cancelled,
-        retries=snapshot.retries,
-        timeouts=snapshot.timeouts,
         latency_ms=_latency(snapshot.latency_ms),
     )
 
@@ -141,15 +147,8 @@ def to_graphql(snapshot: IntegrationStatsSnapshot, integration_type: str) -> Int
         integration_id=snapshot.integration_id,
         type=integration_type,
         circuit_state=CircuitState(snapshot.circuit_state),
-        calls=snapshot.calls,
-        successes=snapshot.successes,
+        **_shared(snapshot),
         failures_total=snapshot.failures,
-        client_errors=snapshot.client_errors,
-        rejected=snapshot.rejected,
-        bulkhead_rejected=snapshot.bulkhead_rejected,
-        cancelled=snapshot.cancelled,
-        retries=snapshot.retries,
-        timeouts=snapshot.timeouts,
         in_flight=snapshot.in_flight,
         queued=snapshot.queued,
         queued_peak=snapshot.queued_peak,
