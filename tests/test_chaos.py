@@ -78,7 +78,8 @@ integrations:
     # a row, which the run rule rightly acts on, in a segment this run calls healthy. The run rule is
     # tested in test_outage.py and test_breaker.py.
     circuit_breaker:
-      {{threshold: 5, failure_rate: 0.5, window: 2s, reset_after: {reset_after}s, consecutive_failures: false}}
+      {{threshold: 5, failure_rate: 0.5, window: 2s, reset_after: {reset_after}s,
+        consecutive_failures: false}}
     operations:
       getItem: {{path: "/items/{{id}}", params: {{id: "ID!"}}, returns: Item}}
       createItem: {{method: POST, path: /items, params: {{id: "ID!"}}, returns: Item}}
