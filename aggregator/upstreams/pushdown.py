@@ -148,12 +148,16 @@ class DocumentCutter:
         if selection is None:
             return self._cut_for(operation_id, None)
         nodes = selection.nodes
-        identity = (operation_id, *map(id, nodes))
+        first = nodes[0]
+        # Per request once warm: one lookup by the nodes' ids (kept alive by the entry, so theirs).
+        single = len(nodes) == 1
+        identity = (operation_id, id(first)) if single else (operation_id, *map(id, nodes))
         seen = self._seen.get(identity)
-        if seen is None or not _same(seen.nodes, nodes):
+        if seen is None or seen.nodes[0] is not first or not (single or _same(seen.nodes, nodes)):
             seen = _Seen(tuple(nodes), conditions(selection))
             _bounded_put(self._seen, identity, seen, self._max)
-        values = tuple(selection.variables.get(name) for name in seen.conditions)
+        names = seen.conditions
+        values = tuple([selection.variables.get(name) for name in names]) if names else ()
         cut = seen.cuts.get(values)
         if cut is None:
             cut = seen.cuts[values] = self._cut_for(operation_id, wanted(selection))

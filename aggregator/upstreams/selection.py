@@ -15,8 +15,7 @@ of their values).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from graphql import (
     BooleanValueNode,
@@ -36,11 +35,11 @@ __all__ = ["ClientSelection", "Wanted", "conditions", "wanted"]
 Wanted: TypeAlias = "tuple[tuple[str, Wanted | None], ...]"
 
 
-@dataclass(frozen=True, slots=True)
-class ClientSelection:
+class ClientSelection(NamedTuple):
     """The client's selection of one field: its nodes, the request's fragments and variable values.
 
-    The nodes belong to the parsed request, which the server caches by its text: the same request
+    A named tuple: made once per call of an operation field, it must cost next to nothing. The nodes
+    belong to the parsed request, which the server caches by its text: the same request
     gives the same node objects, and that identity is what the push-down's cache is keyed by.
     """
 
