@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from graphql import FieldNode, FragmentDefinitionNode, OperationDefinitionNode, build_schema, parse
 
+from aggregator.upstreams.forward import Exposed
 from aggregator.upstreams.pushdown import Cut, DocumentCutter
 from aggregator.upstreams.selection import ClientSelection
 
@@ -37,7 +38,7 @@ def selection(client: str, variables: dict[str, Any] | None = None) -> ClientSel
     root = operation.selection_set.selections[0]
     assert isinstance(root, FieldNode)
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    return ClientSelection([root], fragments, variables or {})
+    return ClientSelection([root], fragments, variables or {}, operation.variable_definitions or ())
 
 
 def cutter(
@@ -229,3 +230,78 @@ def test_the_cache_is_bounded() -> None:
     made.cut("op", selection("{ gw { name } }"))
     made.cut("op", selection("{ gw { email } }"))
     assert made.cut("op", first) is not cut
+
+
+EXPOSED_SCHEMA = build_schema("""
+    interface Node { id: ID! }
+    type User implements Node { id: ID! name: String friends(first: Int = 2, after: String): [User] }
+    type Repo implements Node { id: ID! name: String stars: Int }
+    union SearchResult = User | Repo
+    type Query {
+      user(id: ID!): User
+      search(q: String!, first: Int! = 10): [SearchResult]
+      count: Int
+    }
+""")
+
+
+def exposed(field: str, client: str, variables: dict[str, Any] | None = None, **names: str) -> Cut:
+    """The cut of the exposed root field ``field`` for the client's query ``client``."""
+    made = DocumentCutter()
+    made.expose("op", Exposed("query", field))
+    made.use_schema(EXPOSED_SCHEMA, names)
+    return made.cut("op", selection(client, variables))
+
+
+def test_an_exposed_field_forwards_the_clients_selection_with_its_aliases_and_arguments() -> None:
+    """Aliases and arguments below the root field go upstream as the client wrote them."""
+    cut = exposed("user", '{ gw_user(id: "1") { id handle: name friends(first: 5) { name } } }')
+    assert flat(cut) == (
+        "query Query_user($id: ID!) { user(id: $id) { id handle: name friends(first: 5) { name } } }"
+    )
+    assert cut.params == {"id": "id"}
+
+
+def test_an_exposed_fields_arguments_with_defaults_are_nullable_variables() -> None:
+    """An argument the client leaves out is not sent, so the upstream applies its own default."""
+    cut = exposed("search", '{ gw_search(q: "x") { ... on Repo { stars } } }')
+    assert flat(cut) == (
+        "query Query_search($q: String!, $first: Int) "
+        "{ search(q: $q, first: $first) { __typename ... on Repo { stars } } }"
+    )
+
+
+def test_the_clients_variables_below_the_root_are_forwarded_with_their_definitions() -> None:
+    """A client variable used in a nested argument is declared and sent; one named like an argument
+    leaves the argument's variable another name."""
+    client = 'query Q($id: ID!, $n: Int) { gw_user(id: "1") { friends(first: $n, after: $id) { id } } }'
+    cut = exposed("user", client, {"n": 3, "id": "c"})
+    assert flat(cut) == (
+        "query Query_user($id_: ID!, $id: ID!, $n: Int) "
+        "{ user(id: $id_) { friends(first: $n, after: $id) { id } } }"
+    )
+    assert cut.params == {"id": "id_"}
+    assert cut.client_variables == {"n", "id"}
+
+
+def test_an_exposed_selection_inlines_fragments_in_the_upstreams_type_names() -> None:
+    """Fragments become inline fragments on the upstream's type, renamed back from the gateway's name."""
+    client = '{ gw_search(q: "x") { ...R ... on gh_User { name } } } fragment R on Repo { stars }'
+    cut = exposed("search", client, gh_User="User")
+    assert flat(cut) == (
+        "query Query_search($q: String!, $first: Int) { search(q: $q, first: $first) "
+        "{ __typename ... on Repo { stars } ... on User { name } } }"
+    )
+
+
+def test_an_exposed_selection_evaluates_skip_and_include() -> None:
+    """@skip/@include are decided at the gateway and not sent."""
+    client = 'query Q($more: Boolean!) { gw_user(id: "1") { id name @include(if: $more) } }'
+    assert flat(exposed("user", client, {"more": False})) == (
+        "query Query_user($id: ID!) { user(id: $id) { id } }"
+    )
+
+
+def test_an_exposed_leaf_field_has_no_selection() -> None:
+    """A root field of a scalar type is sent bare."""
+    assert flat(exposed("count", "{ gw_count }")) == "query Query_count { count }"

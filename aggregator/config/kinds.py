@@ -32,7 +32,7 @@ class Kind:
 
 KINDS: Mapping[IntegrationType, Kind] = {
     "rest": Kind(read_rest_operation),
-    "graphql": Kind(read_graphql_operation, keys=("schema",)),
+    "graphql": Kind(read_graphql_operation, keys=("schema", "expose")),
     "grpc": Kind(read_grpc_operation, keys=("proto", "proto_paths", "reflection"), base_url=grpc_url),
 }
 # Every kind's own keys, and the kind they belong to.

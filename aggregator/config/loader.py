@@ -17,9 +17,11 @@ from graphql import GraphQLSchema
 from aggregator.config.auth import merge_headers, read_auth, read_forward_headers, read_headers
 from aggregator.config.grpc import read_grpc_service, type_grpc_operations
 from aggregator.config.grpc_schema import Services
+from aggregator.config.expose import read_expose, root_fields
 from aggregator.config.kinds import KINDS, OWN_KEYS
 from aggregator.config.models import (
     Config,
+    Expose,
     GrpcService,
     Integration,
     IntegrationType,
@@ -71,6 +73,7 @@ _INTEGRATION_KEYS = (
     "proto_paths",
     "reflection",
     "tls",
+    "expose",
     "operations",
 )
 # Fields of the gateway's own Query type that an operation's field must not take.
@@ -198,9 +201,14 @@ class _Loader:
         timeout = _get(reader, entries, "timeout", duration, defaults.timeout or DEFAULT_TIMEOUT)
         schema_path, schema = self._schema(entries.get("schema"), kind)
         grpc = self._grpc(node, entries, kind, types)
+        expose = self._expose(entries.get("expose"), kind, schema, schema_path)
         forward_headers, forward_overrides_auth = read_forward_headers(reader, entries.get("forward_headers"))
         operations = self.operations(
-            node, entries.get("operations"), OperationScope(iid, types, timeout, schema), kind
+            node,
+            entries.get("operations"),
+            OperationScope(iid, types, timeout, schema),
+            kind,
+            optional=expose is not None,
         )
         if grpc is not None and grpc[1] is not None:
             operations = type_grpc_operations(
@@ -249,6 +257,7 @@ class _Loader:
             schema_path=schema_path,
             tls=read_tls(reader, tls_node, self.base_dir) if tls_node is not None else default_tls,
             grpc=grpc[0] if grpc is not None else None,
+            expose=self._claim_exposed(iid, expose, entries.get("expose"), schema),
             follow_redirects=_get(
                 reader,
                 entries,
@@ -306,11 +315,48 @@ class _Loader:
             return None
         return read_grpc_service(self.reader, node, entries, self.base_dir)
 
+    def _expose(
+        self, node: Node | None, kind: IntegrationType, schema: GraphQLSchema | None, schema_path: str | None
+    ) -> Expose | None:
+        if node is not None and "expose" not in KINDS[kind].keys:
+            self.reader.report(node, "expose: is for graphql integrations (type: graphql); remove it")
+            return None
+        return read_expose(self.reader, node, schema, Path(schema_path).name if schema_path else "")
+
+    def _claim_exposed(
+        self, iid: str, expose: Expose | None, node: Node | None, schema: GraphQLSchema | None
+    ) -> Expose | None:
+        """Take the gateway fields of the exposed root fields: a listed one that another field took is a
+        problem; with ``all``, a document operation of the same name wins (the others are checked)."""
+        if expose is None or node is None:
+            return expose
+        if not expose.all:
+            items = (
+                {item.value: item for item in reversed(node.value)} if isinstance(node.value, list) else {}
+            )
+            for name in expose.fields:
+                self._claim(f"{iid}_{name}", items.get(name, node))
+        elif schema is not None:
+            for name in root_fields(schema):
+                field = f"{iid}_{name}"
+                owner = self.claimed.get(field)
+                if owner is None or not owner.path.startswith(f"integrations.{iid}.operations."):
+                    self._claim(field, node)
+        return expose
+
     def operations(
-        self, integration: Node, node: Node | None, scope: OperationScope, kind: IntegrationType
+        self,
+        integration: Node,
+        node: Node | None,
+        scope: OperationScope,
+        kind: IntegrationType,
+        *,
+        optional: bool = False,
     ) -> dict[str, Operation]:
         reader = self.reader
         entries = reader.mapping(node)
+        if not entries and optional:
+            return {}
         if not entries:
             line = node.line if node is not None else integration.line
             reader.report_at(

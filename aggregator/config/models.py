@@ -234,6 +234,18 @@ class Operation:
 
 
 @dataclass(frozen=True)
+class Expose:
+    """`expose:` of a graphql integration: upstream root fields served as gateway fields
+    ``<integration>_<field>``, the client's selection sent as the document."""
+
+    fields: tuple[str, ...] = ()
+    all: bool = False
+
+    def covers(self, root_field: str) -> bool:
+        return self.all or root_field in self.fields
+
+
+@dataclass(frozen=True)
 class Integration:
     id: str
     base_url: str
@@ -255,6 +267,8 @@ class Integration:
     operations: Mapping[str, Operation] = field(default_factory=_frozen_map)
     # GraphQL upstreams only: the upstream's SDL file from `schema:`, resolved against the config's folder.
     schema_path: str | None = None
+    # GraphQL upstreams only: `expose:`, the upstream root fields served without a document.
+    expose: Expose | None = None
     # Same-origin 3xx answers are followed (at most 5 hops) unless this is False.
     follow_redirects: bool = True
     # The `tls:` block (its own, else the defaults'); None: the default trust store, no client certificate.

@@ -110,14 +110,13 @@ class GraphQLCall:
     headers: dict[str, str]
     idempotent: bool
     forwarded: frozenset[str]
-    args: Mapping[str, Any]  # the params as given
     upstream: GraphQLUpstream
     cut: Cut
 
     def flight_key(self) -> Hashable | None:
         """As for every kind, and the cut document: calls that select differently share a flight
         only when they send the same document (and report the same errors)."""
-        key = flight_key(self.operation, self.args, self.headers, self.forwarded)
+        key = flight_key(self.operation, self.request.variable_values or {}, self.headers, self.forwarded)
         return None if key is None else (key, self.cut.key)
 
     def attempt(self) -> Awaitable[Any]:
@@ -368,16 +367,18 @@ class GraphQLUpstream(HttpUpstream):
         headers = dict(self._parts.headers)
         forwarded = self._parts.forward(where, headers, forwarded_headers)
         cut = self._cutter.cut(operation.id, selection)
-        used = cut.variables
         # An explicit null is the client's (GraphQL tells it from an absent argument): it is sent.
-        variables = {name: value for name, value in params.items() if name in used}
+        variables = {variable: params[name] for name, variable in cut.params.items() if name in params}
+        if cut.client_variables and selection is not None:
+            given = selection.variables
+            variables.update((name, given[name]) for name in cut.client_variables if name in given)
         request = _Request(
             cut.document,
             cut.query,
             variable_values=variables or None,
             operation_name=operation.operation_name,
         )
-        return GraphQLCall(operation, request, headers, operation.idempotent, forwarded, params, self, cut)
+        return GraphQLCall(operation, request, headers, operation.idempotent, forwarded, self, cut)
 
     async def send(self, call: GraphQLCall) -> Any:
         """One attempt: the selected data, a PartialResult, or an UpstreamError."""

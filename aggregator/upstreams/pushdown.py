@@ -32,25 +32,27 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLInterfaceType,
     GraphQLNamedType,
-    GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
     InlineFragmentNode,
     NamedTypeNode,
-    NameNode,
-    Node,
     OperationDefinitionNode,
     OperationType,
     SelectionNode,
     SelectionSetNode,
-    VariableNode,
-    get_named_type,
     print_ast,
-    visit,
 )
-from graphql.language import Visitor
 
+from aggregator.upstreams.forward import Exposed, forward
 from aggregator.upstreams.selection import ClientSelection, Wanted, conditions, wanted
+from aggregator.upstreams.syntax import (
+    TYPENAME,
+    field_type,
+    is_typename,
+    new_field,
+    response_key,
+    variables_in,
+)
 
 __all__ = ["Cut", "DocumentCutter"]
 
@@ -64,7 +66,9 @@ class Cut:
 
     query: str
     document: DocumentNode
-    variables: frozenset[str]
+    # The params sent, each under its variable's name; the client's own variables forwarded (expose:).
+    params: Mapping[str, str]
+    client_variables: frozenset[str]
     # Where upstream errors reach the client: the select path, then the client's keys (None: all).
     path: tuple[str, ...]
     selected: Wanted | None
@@ -105,7 +109,8 @@ class DocumentCutter:
     """The cut documents of one GraphQL integration's operations, cached."""
 
     def __init__(self, max_cuts: int = _MAX_CUTS) -> None:
-        self._sources: dict[str, _Source] = {}
+        self._sources: dict[str, _Source | Exposed] = {}
+        self._upstream_names: Mapping[str, str] = {}
         self._keep: dict[str, Wanted] = {}
         self._schema: GraphQLSchema | None = None
         self._max = max_cuts
@@ -138,9 +143,18 @@ class DocumentCutter:
         self._keep[operation_id] = _freeze(tree)
         self._clear()
 
-    def use_schema(self, schema: GraphQLSchema | None) -> None:
-        """The upstream's schema, which says which selections are abstract (they get ``__typename``)."""
+    def expose(self, operation_id: str, exposed: Exposed) -> None:
+        """Register an exposed root field (forward.py): the client's selection is its document."""
+        self._sources[operation_id] = exposed
+        self._clear()
+
+    def use_schema(
+        self, schema: GraphQLSchema | None, upstream_names: Mapping[str, str] | None = None
+    ) -> None:
+        """The upstream's schema, which says which selections are abstract (they get ``__typename``), and
+        the upstream's name of each gateway type named otherwise (a clash renamed it)."""
         self._schema = schema
+        self._upstream_names = upstream_names or {}
         self._clear()
 
     def cut(self, operation_id: str, selection: ClientSelection | None) -> Cut:
@@ -160,18 +174,44 @@ class DocumentCutter:
         values = tuple([selection.variables.get(name) for name in names]) if names else ()
         cut = seen.cuts.get(values)
         if cut is None:
-            cut = seen.cuts[values] = self._cut_for(operation_id, wanted(selection))
+            source = self._sources[operation_id]
+            if isinstance(source, Exposed):
+                cut = self._forward(operation_id, source, selection)
+            else:
+                cut = self._cut_for(operation_id, wanted(selection))
+            seen.cuts[values] = cut
         return cut
 
     def _cut_for(self, operation_id: str, selected: Wanted | None) -> Cut:
         key = (operation_id, selected)
         cut = self._cuts.get(key)
         if cut is None:
-            cut = _Cutter(self._sources[operation_id], self._keep.get(operation_id, ()), self._schema).cut(
-                selected
-            )
+            source = self._sources[operation_id]
+            keep = self._keep.get(operation_id, ())
+            if isinstance(source, Exposed):
+                cut = self._forward(operation_id, source, None)
+            else:
+                cut = _Cutter(source, keep, self._schema).cut(selected)
             _bounded_put(self._cuts, key, cut, self._max)
         return cut
+
+    def _forward(self, operation_id: str, exposed: Exposed, selection: ClientSelection | None) -> Cut:
+        if self._schema is None:
+            raise RuntimeError(f"exposed operation {operation_id!r} is called before the schema is known")
+        keep = self._keep.get(operation_id, ())
+        forwarded = forward(exposed, selection, self._schema, self._upstream_names, keep)
+        query = print_ast(forwarded.document)
+        key = query if not keep else f"{query}\n#{forwarded.selected!r}"
+        path = (exposed.field,)
+        return Cut(
+            query,
+            forwarded.document,
+            forwarded.params,
+            forwarded.client_variables,
+            path,
+            forwarded.selected,
+            key,
+        )
 
     def _clear(self) -> None:
         self._seen.clear()
@@ -211,9 +251,6 @@ def _lookup(tree: Wanted | None, key: str) -> tuple[bool, Wanted | None]:
     return False, None
 
 
-_TYPENAME = FieldNode(name=NameNode(value="__typename"))
-
-
 class _Cutter:
     """One cut of one operation's document."""
 
@@ -232,7 +269,7 @@ class _Cutter:
                 else self._schema.query_type
             )
         selection_set = self._along(operation.selection_set, self._source.path, selected, root)
-        used = _variables(selection_set, operation.directives)
+        used = variables_in(selection_set, operation.directives)
         definitions = tuple(d for d in operation.variable_definitions or () if d.variable.name.value in used)
         cut_operation = OperationDefinitionNode(
             operation=operation.operation,
@@ -244,7 +281,8 @@ class _Cutter:
         document = DocumentNode(definitions=(cut_operation,))
         query = print_ast(document)
         key = query if not self._keep else f"{query}\n#{selected!r}"
-        return Cut(query, document, frozenset(used), self._source.path, selected, key)
+        params = {name: name for name in sorted(used)}
+        return Cut(query, document, params, frozenset(), self._source.path, selected, key)
 
     def _along(
         self,
@@ -259,12 +297,12 @@ class _Cutter:
         head, rest = path[0], path[1:]
         kept: list[SelectionNode] = []
         for node, node_parent in self._flat(selection_set, parent):
-            if isinstance(node, FieldNode) and _key(node) == head and node.selection_set is not None:
-                child_type = _field_type(node_parent, node.name.value)
+            if isinstance(node, FieldNode) and response_key(node) == head and node.selection_set is not None:
+                child_type = field_type(node_parent, node.name.value)
                 kept.append(
                     _with_selection(node, self._along(node.selection_set, rest, selected, child_type))
                 )
-            elif isinstance(node, FieldNode) and _key(node) == head:
+            elif isinstance(node, FieldNode) and response_key(node) == head:
                 kept.append(node)
         return self._finish(kept, parent)
 
@@ -279,14 +317,14 @@ class _Cutter:
         kept: list[SelectionNode] = []
         for node in selection_set.selections:
             if isinstance(node, FieldNode):
-                key = _key(node)
+                key = response_key(node)
                 found, below = _lookup(selected, key)
                 if not found:
                     continue
                 if node.selection_set is None:
                     kept.append(node)
                 else:
-                    child_type = _field_type(parent, node.name.value)
+                    child_type = field_type(parent, node.name.value)
                     keep_below = next((sub for name, sub in keep if name == key), None) or ()
                     cut = self._below(node.selection_set, below, child_type, keep_below)
                     kept.append(_with_selection(node, cut))
@@ -298,14 +336,14 @@ class _Cutter:
                 if condition is not None and self._schema is not None:
                     fragment_type = self._schema.get_type(condition.name.value)
                 cut = self._below(inner, selected, fragment_type)
-                if any(not _is_typename(child) for child in cut.selections):
+                if any(not is_typename(child) for child in cut.selections):
                     kept.append(
                         InlineFragmentNode(
                             type_condition=condition, directives=node.directives, selection_set=cut
                         )
                     )
-        present = {_key(node) for node in kept if isinstance(node, FieldNode)}
-        kept.extend(_new_field(key, sub) for key, sub in keep if key not in present)
+        present = {response_key(node) for node in kept if isinstance(node, FieldNode)}
+        kept.extend(new_field(key, sub) for key, sub in keep if key not in present)
         return self._finish(kept, parent)
 
     def _fragment(self, node: SelectionNode) -> tuple[NamedTypeNode | None, SelectionSetNode | None]:
@@ -337,9 +375,9 @@ class _Cutter:
     @staticmethod
     def _finish(kept: list[SelectionNode], parent: GraphQLNamedType | None) -> SelectionSetNode:
         abstract = isinstance(parent, GraphQLInterfaceType | GraphQLUnionType)
-        has_typename = any(_is_typename(node) for node in kept)
+        has_typename = any(is_typename(node) for node in kept)
         if not has_typename and (abstract or not kept):
-            kept.insert(0, _TYPENAME)
+            kept.insert(0, TYPENAME)
         return SelectionSetNode(selections=tuple(kept))
 
 
@@ -352,22 +390,6 @@ def _with_keep(selected: Wanted | None, keep: Wanted) -> Wanted | None:
     return _freeze(tree)
 
 
-def _new_field(name: str, below: Wanted | None) -> FieldNode:
-    """A field the document does not select, asked for by its name (no arguments)."""
-    selection_set = None
-    if below:
-        selection_set = SelectionSetNode(selections=tuple(_new_field(key, sub) for key, sub in below))
-    return FieldNode(name=NameNode(value=name), selection_set=selection_set)
-
-
-def _key(node: FieldNode) -> str:
-    return node.alias.value if node.alias else node.name.value
-
-
-def _is_typename(node: SelectionNode) -> bool:
-    return isinstance(node, FieldNode) and node.alias is None and node.name.value == "__typename"
-
-
 def _with_selection(node: FieldNode, selection_set: SelectionSetNode) -> FieldNode:
     return FieldNode(
         alias=node.alias,
@@ -376,29 +398,3 @@ def _with_selection(node: FieldNode, selection_set: SelectionSetNode) -> FieldNo
         directives=node.directives,
         selection_set=selection_set,
     )
-
-
-def _field_type(parent: GraphQLNamedType | None, name: str) -> GraphQLNamedType | None:
-    if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
-        found = parent.fields.get(name)
-        if found is not None:
-            named: GraphQLNamedType = get_named_type(found.type)
-            return named
-    return None
-
-
-class _VariableNames(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
-
-    def enter_variable(self, node: VariableNode, *_: Any) -> None:
-        self.names.add(node.name.value)
-
-
-def _variables(*nodes: Node | Sequence[Node] | None) -> set[str]:
-    finder = _VariableNames()
-    for node in nodes:
-        for one in node if isinstance(node, Sequence) else (node,) if node is not None else ():
-            visit(one, finder)
-    return finder.names

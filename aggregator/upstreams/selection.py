@@ -26,10 +26,11 @@ from graphql import (
     InlineFragmentNode,
     SelectionNode,
     SelectionSetNode,
+    VariableDefinitionNode,
     VariableNode,
 )
 
-__all__ = ["ClientSelection", "Wanted", "conditions", "wanted"]
+__all__ = ["ClientSelection", "Wanted", "conditions", "included", "wanted"]
 
 # Response keys of the upstream's answer, sorted, each with the tree below it (None: a leaf).
 Wanted: TypeAlias = "tuple[tuple[str, Wanted | None], ...]"
@@ -46,6 +47,8 @@ class ClientSelection(NamedTuple):
     nodes: Sequence[FieldNode]
     fragments: Mapping[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
+    # The request's variable definitions: an exposed field forwards those its selection uses.
+    definitions: Sequence[VariableDefinitionNode] = ()
 
 
 def wanted(selection: ClientSelection) -> Wanted:
@@ -72,7 +75,7 @@ def _collect(
     selection_set: SelectionSetNode, selection: ClientSelection, tree: dict[str, Any], spreading: set[str]
 ) -> None:
     for child in selection_set.selections:
-        if not _included(child, selection.variables):
+        if not included(child, selection.variables):
             continue
         if isinstance(child, FieldNode):
             name = child.name.value
@@ -98,7 +101,7 @@ def _freeze(tree: Mapping[str, Any]) -> Wanted:
     return tuple((key, None if below is None else _freeze(below)) for key, below in sorted(tree.items()))
 
 
-def _included(node: SelectionNode, variables: Mapping[str, Any]) -> bool:
+def included(node: SelectionNode, variables: Mapping[str, Any]) -> bool:
     """GraphQL's rule: skipped when ``@skip(if: true)``, or ``@include(if: false)``."""
     for directive in node.directives or ():
         name = directive.name.value
