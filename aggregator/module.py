@@ -169,14 +169,15 @@ class IntegrationModule:
 
     def typed_config(self, config: Config) -> Config:
         """``config`` plus what the upstreams' schemas known now say of its integrations' types
-        (see ``Upstream.typed``)."""
+        (see ``Upstream.typed``). The module calls the typed operations from then on: those an
+        upstream's schema adds (exposed root fields) included."""
         types = dict(config.types)
         integrations = dict(config.integrations)
         for key, entry in self._entries.items():
             typed = entry.upstream.typed(types) if key in integrations else None
             if typed is not None:
                 types.update(typed.types)
-                integrations[key] = typed.integration
+                integrations[key] = entry.integration = typed.integration
         return replace(config, types=types, integrations=integrations)
 
     def health(self) -> Health:

@@ -96,6 +96,7 @@ __all__ = [
     "MAX_VARIANTS",
     "CompiledOperation",
     "DictField",
+    "ResponseKeyField",
     "TypeResolver",
     "compile_operation",
     "is_operation_resolver",
@@ -129,6 +130,20 @@ class DictField:
     def __call__(self, source: Any, _info: GraphQLResolveInfo[Any], **_: Any) -> Any:
         # An upstream that sends a list or a scalar where an object was declared yields nulls, not a crash.
         return source.get(self.key) if isinstance(source, dict) else None
+
+
+class ResponseKeyField(DictField):
+    """The resolver of a field of a forwarded type (an exposed upstream field's): the JSON object's value
+    under the field's response key, since the upstream answered the client's own selection, aliases
+    included. A plan reads the response key itself."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def __call__(self, source: Any, info: GraphQLResolveInfo[Any], **_: Any) -> Any:
+        return source.get(info.path.key) if isinstance(source, dict) else None
 
 
 class TypeResolver:
@@ -657,7 +672,8 @@ class _Planner:
                 continue  # graphql-core leaves an unknown field out (validation refuses it first)
             if not isinstance(field.resolve, DictField):
                 raise _Unsupported
-            fields.append((response_key, field.resolve.key, self._slot(field.type, sub_details, type_)))
+            key = response_key if isinstance(field.resolve, ResponseKeyField) else field.resolve.key
+            fields.append((response_key, key, self._slot(field.type, sub_details, type_)))
         completer.fields = tuple(fields)
         return completer
 

@@ -61,6 +61,8 @@ from aggregator.upstreams.http import (
     redact,
     set_header,
 )
+from aggregator.upstreams.exposed import expose
+from aggregator.upstreams.forward import Exposed
 from aggregator.upstreams.pushdown import Cut, DocumentCutter
 from aggregator.upstreams.selection import ClientSelection
 
@@ -241,11 +243,18 @@ class GraphQLUpstream(HttpUpstream):
 
     def typed(self, types: Mapping[str, NamedType]) -> Typed | None:
         """Operations that left ``returns`` out typed from their selection set, once the upstream's
-        schema is known; a document that does not validate against it is logged and keeps JSON."""
+        schema is known (a document that does not validate against it is logged and keeps JSON), and
+        the exposed root fields (``expose:``) with the upstream's types, whole."""
         if self.schema is None:
             return None
         integration = self._integration
-        derived = derive(integration, self.schema, types)
+        exposure = expose(integration, self.schema, types)
+        for problem in exposure.problems:
+            log.error("%s; check the names under expose:", problem)
+        for op_id, (kind, name) in exposure.roots.items():
+            self._cutter.expose(op_id, Exposed(kind, name))
+        self._cutter.use_schema(self.schema, exposure.upstream_names)
+        derived = derive(integration, self.schema, {**types, **exposure.types})
         for problem in derived.problems:
             log.error("operation document does not match the upstream's schema: %s", problem)
         operations = {
@@ -256,7 +265,8 @@ class GraphQLUpstream(HttpUpstream):
             )
             for op_id, op in integration.operations.items()
         }
-        return Typed(replace(integration, operations=operations), derived.types)
+        operations.update(exposure.operations)
+        return Typed(replace(integration, operations=operations), {**exposure.types, **derived.types})
 
     async def start(self) -> None:
         """Open the client (see HttpUpstream) and get the upstream's schema if no file gave it."""
