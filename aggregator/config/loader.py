@@ -15,9 +15,9 @@ from typing import TypeVar, get_args
 from graphql import GraphQLSchema
 
 from aggregator.config.auth import merge_headers, read_auth, read_forward_headers, read_headers
+from aggregator.config.expose import read_expose, root_fields
 from aggregator.config.grpc import read_grpc_service, type_grpc_operations
 from aggregator.config.grpc_schema import Services
-from aggregator.config.expose import read_expose, root_fields
 from aggregator.config.kinds import KINDS, OWN_KEYS
 from aggregator.config.models import (
     Config,

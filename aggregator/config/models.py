@@ -291,6 +291,11 @@ class ObjectType:
     field_deprecations: Mapping[str, str] = field(default_factory=_frozen_map)
     # Names of the InterfaceTypes it implements.
     interfaces: tuple[str, ...] = ()
+    # Field name -> its arguments, for fields that take some (an exposed upstream's; it applies them).
+    field_args: Mapping[str, tuple[Param, ...]] = field(default_factory=_frozen_map)
+    # An exposed upstream's type: the upstream answered the client's own selection, so a field is read
+    # by its response key (aliases included), not by its name.
+    forwarded: bool = False
 
     def wire_name(self, field_name: str) -> str:
         """The JSON key of ``field_name``: its ``from:``, else the field name itself."""
@@ -311,6 +316,13 @@ class InterfaceType:
     field_deprecations: Mapping[str, str] = field(default_factory=_frozen_map)
     # Interfaces this interface implements.
     interfaces: tuple[str, ...] = ()
+    # Field name -> its arguments, for fields that take some (an exposed upstream's; it applies them).
+    field_args: Mapping[str, tuple[Param, ...]] = field(default_factory=_frozen_map)
+    # An exposed upstream's type: the upstream answered the client's own selection, so a field is read
+    # by its response key (aliases included), not by its name.
+    forwarded: bool = False
+    # ``__typename`` -> object type name, where the gateway renamed an upstream's type.
+    mapping: Mapping[str, str] = field(default_factory=_frozen_map)
 
 
 @dataclass(frozen=True)

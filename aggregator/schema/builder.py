@@ -9,7 +9,6 @@ already coerced. Both are on the hot path of every request.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from strawberry.types.graphql import OperationType
 from aggregator.config.models import (
     Config,
     Integration,
+    InterfaceType,
     NamedType,
     ObjectType,
     Operation,
@@ -51,12 +51,12 @@ from aggregator.errors import (
     UpstreamGraphQLError,
 )
 from aggregator.module import IntegrationModule
-from aggregator.schema.compiled import DictField, TypeResolver, operation_resolver
+from aggregator.schema.compiled import DictField, ResponseKeyField, TypeResolver, operation_resolver
 from aggregator.schema.execution import DocumentRunner
 from aggregator.schema.limits import Limits
 from aggregator.schema.scalars import SCALAR_MAP
 from aggregator.schema.stats import IntegrationStats, to_graphql
-from aggregator.schema.types import BuiltTypes, build_types, python_type, to_wire
+from aggregator.schema.types import BuiltTypes, arguments_stub, build_types, python_type, to_wire
 from aggregator.upstreams.graphql import PartialResult
 from aggregator.upstreams.selection import ClientSelection
 
@@ -126,31 +126,9 @@ class RequestContext:
 def _resolver_stub(
     op: Operation, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
 ) -> Callable[..., Any]:
-    """A function whose signature tells Strawberry the field's arguments and type.
-
-    It is never called: the real resolver is set on the graphql-core field after the build.
-    """
-
-    def stub(**_: Any) -> None:  # pragma: no cover - replaced before any execution
-        raise AssertionError("resolver stub called")
-
-    parameters = []
-    for index, param in enumerate(op.params):
-        argument = strawberry.argument(name=param.name, description=param.description or None)
-        annotation = Annotated[python_type(param.type, inputs), argument]  # type: ignore[valid-type]
-        default: Any = inspect.Parameter.empty
-        if not param.required:
-            # No default shown (and the argument absent when the client leaves it out) unless declared.
-            default = param.default if param.has_default else strawberry.UNSET
-        parameters.append(
-            inspect.Parameter(
-                f"arg{index}", inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
-            )
-        )
+    """A function whose signature tells Strawberry the operation field's arguments and (nullable) type."""
     returns = python_type(TypeExpr(name=op.returns.name, of=op.returns.of, non_null=False), outputs)
-    stub.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
-    stub.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
-    return stub
+    return arguments_stub(op.params, inputs, returns)
 
 
 def _operation_resolver(
@@ -170,7 +148,8 @@ def _operation_resolver(
                 values = info.variable_values
                 # graphql-core 3.3 gives VariableValues; an execution context of Strawberry's a plain dict.
                 variables = values.coerced if isinstance(values, VariableValues) else values
-                selection = ClientSelection(nodes, info.fragments, variables)
+                definitions = info.operation.variable_definitions or ()
+                selection = ClientSelection(nodes, info.fragments, variables, definitions)
             # An AggregatorError propagates as is: graphql-core takes its message and `extensions` dict.
             params = to_wire(args) if wire else args
             result = await module.call(
@@ -340,6 +319,10 @@ def _wire_name(definition: NamedType, field_name: str) -> str:
     return definition.wire_name(field_name) if isinstance(definition, ObjectType) else field_name
 
 
+# Stateless: one for every field of every forwarded type.
+_BY_RESPONSE_KEY = ResponseKeyField()
+
+
 def _bind(
     schema: strawberry.Schema,
     config: Config,
@@ -354,8 +337,11 @@ def _bind(
     for name, definition in config.types.items():
         gql_type = core.type_map[name]
         if isinstance(gql_type, GraphQLObjectType | GraphQLInterfaceType):
+            forwarded = isinstance(definition, ObjectType | InterfaceType) and definition.forwarded
             for field_name, gql_field in gql_type.fields.items():
-                gql_field.resolve = _dict_resolver(_wire_name(definition, field_name))
+                gql_field.resolve = (
+                    _BY_RESPONSE_KEY if forwarded else _dict_resolver(_wire_name(definition, field_name))
+                )
         if isinstance(gql_type, GraphQLObjectType):
             # Strawberry checks that a value is an instance of the type's class; ours are dicts.
             gql_type.is_type_of = None
@@ -365,7 +351,8 @@ def _bind(
             )
         elif isinstance(gql_type, GraphQLInterfaceType):
             possible = [t.name for t in core.get_possible_types(gql_type)]
-            gql_type.resolve_type = TypeResolver(name, possible)
+            mapping = definition.mapping if isinstance(definition, InterfaceType) else None
+            gql_type.resolve_type = TypeResolver(name, possible, mapping=mapping)
     for name, graphql_name in built.input_names.items():
         gql_input = core.type_map[graphql_name]
         assert isinstance(gql_input, GraphQLInputObjectType)

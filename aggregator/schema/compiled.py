@@ -127,7 +127,7 @@ class DictField:
     def __init__(self, key: str) -> None:
         self.key = key
 
-    def __call__(self, source: Any, _info: GraphQLResolveInfo[Any], **_: Any) -> Any:
+    def __call__(self, source: Any, info: GraphQLResolveInfo[Any], **_: Any) -> Any:
         # An upstream that sends a list or a scalar where an object was declared yields nulls, not a crash.
         return source.get(self.key) if isinstance(source, dict) else None
 

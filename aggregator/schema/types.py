@@ -24,7 +24,8 @@ from __future__ import annotations
 import copy
 import enum
 import functools
-from collections.abc import Iterable, Mapping
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NewType, Union
 
@@ -38,13 +39,14 @@ from aggregator.config.models import (
     InterfaceType,
     NamedType,
     ObjectType,
+    Param,
     ScalarType,
     TypeExpr,
     UnionType,
 )
 from aggregator.schema.scalars import JSON, BigInt, DateTime
 
-__all__ = ["BuiltTypes", "build_types", "python_type", "to_wire"]
+__all__ = ["BuiltTypes", "arguments_stub", "build_types", "python_type", "to_wire"]
 
 _BUILTIN: Mapping[str, Any] = {
     "ID": strawberry.ID,
@@ -98,6 +100,34 @@ def _attr(field_name: str) -> str:
     return f"f_{field_name}"
 
 
+def arguments_stub(params: Sequence[Param], inputs: Mapping[str, Any], returns: Any) -> Callable[..., Any]:
+    """A function whose signature tells Strawberry a field's arguments and type.
+
+    It is never called: the real resolver is set on the graphql-core field after the build. Its
+    parameters have neutral names (``arg0``...): the GraphQL name is given through ``strawberry.argument``.
+    """
+
+    def stub(**_: Any) -> None:  # pragma: no cover - replaced before any execution
+        raise AssertionError("resolver stub called")
+
+    parameters = []
+    for index, param in enumerate(params):
+        argument = strawberry.argument(name=param.name, description=param.description or None)
+        annotation = Annotated[python_type(param.type, inputs), argument]  # type: ignore[valid-type]
+        default: Any = inspect.Parameter.empty
+        if not param.required:
+            # No default shown (and the argument absent when the client leaves it out) unless declared.
+            default = param.default if param.has_default else strawberry.UNSET
+        parameters.append(
+            inspect.Parameter(
+                f"arg{index}", inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+            )
+        )
+    stub.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
+    stub.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
+    return stub
+
+
 def _fill(
     cls: type,
     fields: Mapping[str, TypeExpr],
@@ -107,10 +137,23 @@ def _fill(
     deprecations: Mapping[str, str],
     is_input: bool,
     defaults: Mapping[str, Any] | None = None,
+    arguments: Mapping[str, tuple[Param, ...]] | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> None:
     annotations: dict[str, Any] = {}
     for field_name, expr in fields.items():
         attr = _attr(field_name)
+        if arguments and field_name in arguments:
+            # A field with arguments is a resolver field: its stub's signature gives them and the type.
+            stub = arguments_stub(arguments[field_name], inputs or {}, python_type(expr, named))
+            resolved = strawberry.field(
+                resolver=stub,
+                name=field_name,
+                description=descriptions.get(field_name) or None,
+                deprecation_reason=deprecations.get(field_name),
+            )
+            setattr(cls, attr, resolved)
+            continue
         annotations[attr] = python_type(expr, named)
         default = None
         if is_input:
@@ -160,6 +203,14 @@ def _input_closure(config: Config) -> list[str]:
     used: list[str] = []
     pending = [
         p.type.named for i in config.integrations.values() for o in i.operations.values() for p in o.params
+    ]
+    # The arguments of fields (an exposed upstream's) take input types too.
+    pending += [
+        p.type.named
+        for t in config.types.values()
+        if isinstance(t, ObjectType | InterfaceType)
+        for params in t.field_args.values()
+        for p in params
     ]
     while pending:
         name = pending.pop()
@@ -260,6 +311,8 @@ def build_types(config: Config) -> BuiltTypes:
             descriptions=definition.field_descriptions,
             deprecations=definition.field_deprecations,
             is_input=False,
+            arguments=definition.field_args,
+            inputs=built.inputs,
         )
         decorate = strawberry.interface if isinstance(definition, InterfaceType) else strawberry.type
         decorate(cls, name=name, description=definition.description or None)

@@ -16,7 +16,7 @@ field has the same name wins over the exposed field (the loader refuses one list
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +94,7 @@ def expose(integration: Integration, schema: GraphQLSchema, taken: Mapping[str, 
             op_id = f"{root_name}.{name}"
             made.roots[op_id] = (kind, name)
             made.operations[op_id] = _operation(
-                integration, op_id, kind, name, gateway_field, root_field, maker
+                integration, (op_id, root_name), kind, name, gateway_field, root_field, maker
             )
     made.problems.extend(
         f"{integration.id}: expose: '{name}' is not a Query or Mutation field of the upstream's schema"
@@ -106,16 +106,19 @@ def expose(integration: Integration, schema: GraphQLSchema, taken: Mapping[str, 
 
 def _operation(
     integration: Integration,
-    op_id: str,
+    ids: tuple[str, str],
     kind: str,
     name: str,
     gateway_field: str,
     root_field: GraphQLField,
     maker: _Types,
 ) -> Operation:
+    op_id, root_name = ids
     returns = maker.expr(root_field.type)
     return Operation(
         id=op_id,
+        # The forwarded document's name (forward.py): the upstream's logs show which field it served.
+        operation_name=f"{root_name}_{name}",
         method="POST",
         params=tuple(maker.param(arg_name, arg) for arg_name, arg in root_field.args.items()),
         returns=TypeExpr(name=returns.name, of=returns.of),  # nullable: a failed call nulls it
@@ -178,7 +181,8 @@ class _Types:
         if isinstance(upstream, GraphQLObjectType | GraphQLInterfaceType):
             return self._fields(name, upstream)
         if isinstance(upstream, GraphQLUnionType):
-            return UnionType(name, tuple(self.named(member) for member in upstream.types), description)
+            members = tuple(self.named(member) for member in upstream.types)
+            return UnionType(name, members, description, mapping=self._renamed(upstream.types))
         if isinstance(upstream, GraphQLEnumType):
             values = tuple(
                 EnumValue(value_name, value_name, value.description or "", value.deprecation_reason)
@@ -217,10 +221,15 @@ class _Types:
             "forwarded": True,
         }
         if isinstance(upstream, GraphQLInterfaceType):
-            for possible in self._schema.get_possible_types(upstream):
-                self.named(possible)  # an implementation can be returned though no field names it
-            return InterfaceType(name, fields, **options)
+            # An implementation can be returned though no field names it.
+            possible = self._schema.get_possible_types(upstream)
+            return InterfaceType(name, fields, **options, mapping=self._renamed(possible))
         return ObjectType(name, fields, **options)
+
+    def _renamed(self, objects: Sequence[GraphQLObjectType]) -> dict[str, str]:
+        """``__typename`` -> gateway name of the ``objects`` the gateway renamed (made if not yet)."""
+        names = {upstream.name: self.named(upstream) for upstream in objects}
+        return {found: name for found, name in names.items() if found != name}
 
 
 def _default(arg: GraphQLArgument | GraphQLInputField) -> Any:

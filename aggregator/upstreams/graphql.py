@@ -51,6 +51,8 @@ from aggregator.errors import (
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.upstreams.base import HttpUpstream
 from aggregator.upstreams.contract import Typed, flight_key
+from aggregator.upstreams.exposed import expose
+from aggregator.upstreams.forward import Exposed
 from aggregator.upstreams.graphql_types import derive
 from aggregator.upstreams.http import (
     UpstreamClient,
@@ -61,8 +63,6 @@ from aggregator.upstreams.http import (
     redact,
     set_header,
 )
-from aggregator.upstreams.exposed import expose
-from aggregator.upstreams.forward import Exposed
 from aggregator.upstreams.pushdown import Cut, DocumentCutter
 from aggregator.upstreams.selection import ClientSelection
 
