@@ -95,7 +95,7 @@ def test_exposed_fields_take_the_upstreams_arguments_with_their_defaults(gateway
     assert {"gh_repository", "gh_node", "gh_search", "gh_viewer"} <= set(fields)
     search = {arg["name"]: arg for arg in fields["gh_search"]}
     assert search["first"]["defaultValue"] == "3"
-    assert search["query"]["type"] == {"kind": "NON_NULL", "name": None}
+    assert search["first"]["type"] == search["query"]["type"] == {"kind": "NON_NULL", "name": None}
 
 
 def test_a_document_operation_of_the_same_name_wins(gateway: Gateway) -> None:

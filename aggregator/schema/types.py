@@ -115,9 +115,11 @@ def arguments_stub(params: Sequence[Param], inputs: Mapping[str, Any], returns: 
         argument = strawberry.argument(name=param.name, description=param.description or None)
         annotation = Annotated[python_type(param.type, inputs), argument]  # type: ignore[valid-type]
         default: Any = inspect.Parameter.empty
-        if not param.required:
-            # No default shown (and the argument absent when the client leaves it out) unless declared.
-            default = param.default if param.has_default else strawberry.UNSET
+        if param.has_default:  # a non-null argument may have one too (`first: Int! = 10`)
+            default = param.default
+        elif not param.required:
+            # No default shown, and the argument absent when the client leaves it out.
+            default = strawberry.UNSET
         parameters.append(
             inspect.Parameter(
                 f"arg{index}", inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
