@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import strawberry
 from graphql import (
     ASTValidationRule,
+    GraphQLDefaultInput,
     GraphQLError,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
@@ -56,7 +57,14 @@ from aggregator.schema.execution import DocumentRunner
 from aggregator.schema.limits import Limits
 from aggregator.schema.scalars import SCALAR_MAP
 from aggregator.schema.stats import IntegrationStats, to_graphql
-from aggregator.schema.types import BuiltTypes, arguments_stub, build_types, python_type, to_wire
+from aggregator.schema.types import (
+    BuiltTypes,
+    arguments_stub,
+    build_types,
+    mutable_defaults,
+    python_type,
+    to_wire,
+)
 from aggregator.upstreams.graphql import PartialResult
 from aggregator.upstreams.selection import ClientSelection
 
@@ -364,6 +372,10 @@ def _bind(
         root = core.query_type if kind == "query" else core.mutation_type
         assert root is not None
         root.fields[field_name].resolve = resolve
+    for type_name, field_name, param in mutable_defaults(config):
+        owner = core.type_map[type_name]
+        assert isinstance(owner, GraphQLObjectType | GraphQLInterfaceType)
+        owner.fields[field_name].args[param.name].default = GraphQLDefaultInput(param.default)
 
 
 __all__ = ["RequestContext", "build_schema"]

@@ -25,7 +25,7 @@ import copy
 import enum
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NewType, Union
 
@@ -46,7 +46,7 @@ from aggregator.config.models import (
 )
 from aggregator.schema.scalars import JSON, BigInt, DateTime
 
-__all__ = ["BuiltTypes", "arguments_stub", "build_types", "python_type", "to_wire"]
+__all__ = ["BuiltTypes", "arguments_stub", "build_types", "mutable_defaults", "python_type", "to_wire"]
 
 _BUILTIN: Mapping[str, Any] = {
     "ID": strawberry.ID,
@@ -116,7 +116,9 @@ def arguments_stub(params: Sequence[Param], inputs: Mapping[str, Any], returns: 
         annotation = Annotated[python_type(param.type, inputs), argument]  # type: ignore[valid-type]
         default: Any = inspect.Parameter.empty
         if param.has_default:  # a non-null argument may have one too (`first: Int! = 10`)
-            default = param.default
+            # A list or object default is set after the build (see ``mutable_defaults``): an
+            # ``inspect.Parameter`` must be hashable, and Strawberry hashes it.
+            default = strawberry.UNSET if isinstance(param.default, list | dict) else param.default
         elif not param.required:
             # No default shown, and the argument absent when the client leaves it out.
             default = strawberry.UNSET
@@ -128,6 +130,26 @@ def arguments_stub(params: Sequence[Param], inputs: Mapping[str, Any], returns: 
     stub.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
     stub.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
     return stub
+
+
+def mutable_defaults(config: Config) -> Iterator[tuple[str, str, Param]]:
+    """(type name, field name, param) of every argument whose default is a list or an object: the
+    builder sets them on graphql-core's schema (``arguments_stub`` cannot); ``Query``/``Mutation``
+    for operation fields."""
+    for integration in config.integrations.values():
+        for op in integration.operations.values():
+            root = "Mutation" if op.kind == "mutation" else "Query"
+            yield from (
+                (root, op.field, p) for p in op.params if p.has_default and isinstance(p.default, list | dict)
+            )
+    for name, definition in config.types.items():
+        if isinstance(definition, ObjectType | InterfaceType):
+            for field_name, params in definition.field_args.items():
+                yield from (
+                    (name, field_name, p)
+                    for p in params
+                    if p.has_default and isinstance(p.default, list | dict)
+                )
 
 
 def _fill(

@@ -207,11 +207,7 @@ class _Types:
         options: dict[str, Any] = {
             "description": upstream.description or "",
             "field_descriptions": {k: f.description for k, f in upstream.fields.items() if f.description},
-            "field_deprecations": {
-                k: f.deprecation_reason
-                for k, f in upstream.fields.items()
-                if f.deprecation_reason is not None
-            },
+            "field_deprecations": _deprecations(upstream),
             "interfaces": tuple(self.named(interface) for interface in upstream.interfaces),
             "field_args": {
                 k: tuple(self.param(arg_name, arg) for arg_name, arg in f.args.items())
@@ -230,6 +226,19 @@ class _Types:
         """``__typename`` -> gateway name of the ``objects`` the gateway renamed (made if not yet)."""
         names = {upstream.name: self.named(upstream) for upstream in objects}
         return {found: name for found, name in names.items() if found != name}
+
+
+def _deprecations(upstream: GraphQLObjectType | GraphQLInterfaceType) -> dict[str, str]:
+    """The deprecated fields, but those implementing an interface field that is not deprecated:
+    graphql-core 3.3 refuses such a schema (graphql-js 16 and GitHub's schema do not), so the
+    gateway's shows them undeprecated."""
+    found = {}
+    for name, upstream_field in upstream.fields.items():
+        reason = upstream_field.deprecation_reason
+        interface_fields = [i.fields[name] for i in upstream.interfaces if name in i.fields]
+        if reason is not None and all(f.deprecation_reason is not None for f in interface_fields):
+            found[name] = reason
+    return found
 
 
 def _default(arg: GraphQLArgument | GraphQLInputField) -> Any:
