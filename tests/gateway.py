@@ -126,16 +126,19 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def serve_gateway(config_text: str, *, base_dir: Path | None = None) -> Iterator[Gateway]:
-    with serve_config(loads(config_text, base_dir=base_dir)) as gateway:
+def serve_gateway(
+    config_text: str, *, base_dir: Path | None = None, startup_seconds: float = 10.0
+) -> Iterator[Gateway]:
+    with serve_config(loads(config_text, base_dir=base_dir), startup_seconds=startup_seconds) as gateway:
         yield gateway
 
 
 @contextlib.contextmanager
-def serve_config(config: Config) -> Iterator[Gateway]:
-    """The gateway for an already loaded config, served with its lifespan."""
+def serve_config(config: Config, *, startup_seconds: float = 10.0) -> Iterator[Gateway]:
+    """The gateway for an already loaded config, served with its lifespan (a start-up longer than
+    ``startup_seconds`` fails)."""
     app = create_app(config)
-    with serve_asgi(app, lifespan="on") as url:
+    with serve_asgi(app, lifespan="on", startup_seconds=startup_seconds) as url:
         gateway = Gateway(url, app)
         try:
             yield gateway

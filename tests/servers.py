@@ -55,10 +55,13 @@ def _listening_socket() -> socket.socket:
 
 
 @contextlib.contextmanager
-def serve_asgi(app: Any, *, lifespan: Literal["auto", "on", "off"] = "off") -> Iterator[str]:
+def serve_asgi(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off", startup_seconds: float = _STARTUP_SECONDS
+) -> Iterator[str]:
     """Serve ``app`` on a free loopback port for the duration of the block; yields ``http://host:port``.
 
-    ``lifespan="on"`` runs the app's start-up and shut-down, as the gateway's own app needs.
+    ``lifespan="on"`` runs the app's start-up and shut-down, as the gateway's own app needs; a start-up
+    longer than ``startup_seconds`` fails.
     """
     sock = _listening_socket()
     port = sock.getsockname()[1]
@@ -75,7 +78,7 @@ def serve_asgi(app: Any, *, lifespan: Literal["auto", "on", "off"] = "off") -> I
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        if not server.ready.wait(_STARTUP_SECONDS):
+        if not server.ready.wait(startup_seconds):
             raise RuntimeError("the test server did not start")
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 from gateway import Gateway, serve_gateway
-from graphql import build_client_schema, get_introspection_query, print_schema
+from graphql import (
+    DocumentNode,
+    ObjectTypeDefinitionNode,
+    build_client_schema,
+    get_introspection_query,
+    parse,
+    print_ast,
+    print_schema,
+)
 from node_clients import apollo_query
 from node_servers import NodeGraphQLServer, graphql_server
 
@@ -222,3 +230,102 @@ def test_an_explicitly_exposed_field_taken_by_an_operation_is_refused() -> None:
     text = CONFIG.format(url="http://h/graphql", schema=REPOS).replace("expose: all", "expose: [viewer]")
     with pytest.raises(ConfigError, match="GraphQL field 'gh_viewer' is already taken"):
         loads(text, "integrations.yaml")
+
+
+GITHUB = Path(__file__).parent / "node" / "node_modules" / "@octokit" / "graphql-schema" / "schema.graphql"
+GITHUB_QUERY = """
+query Gh($states: [IssueState!]) {
+  repo: gh_repository(owner: "octo", name: "hello") {
+    nameWithOwner
+    open: issues(first: 2, states: $states, orderBy: {field: CREATED_AT, direction: DESC}) {
+      totalCount
+      nodes { number state }
+    }
+  }
+  found: gh_search(query: "is:open", type: ISSUE, first: 3) {
+    nodes { __typename ... on Issue { title } ... on PullRequest { number } }
+  }
+  thing: gh_node(id: "1") { __typename id ... on Repository { name } }
+}
+"""
+
+
+def without_duplicate_fields(sdl: str) -> str:
+    """GitHub's published SDL defines two fields of EnterpriseOwnerInfo twice, which graphql-js refuses
+    too: the first definition of each is kept."""
+    document = parse(sdl)
+    definitions = []
+    for definition in document.definitions:
+        if isinstance(definition, ObjectTypeDefinitionNode):
+            fields = {f.name.value: f for f in reversed(definition.fields or ())}
+            if len(fields) != len(definition.fields or ()):
+                kept = tuple(f for f in definition.fields or () if fields[f.name.value] is f)
+                parts = {
+                    key: getattr(definition, key) for key in definition.keys if key not in ("loc", "fields")
+                }
+                definition = ObjectTypeDefinitionNode(**parts, fields=kept)
+        definitions.append(definition)
+    return print_ast(DocumentNode(definitions=tuple(definitions)))
+
+
+@pytest.fixture(scope="module")
+def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeGraphQLServer]:
+    """GitHub's public schema served by graphql-yoga with mocks, introspection on."""
+    sdl = tmp_path_factory.mktemp("github") / "github.graphql"
+    sdl.write_text(without_duplicate_fields(GITHUB.read_text(encoding="utf-8")), encoding="utf-8")
+    with graphql_server(sdl) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def github_gateway(github: NodeGraphQLServer) -> Iterator[Gateway]:
+    text = f"integrations:\n  gh:\n    type: graphql\n    base_url: {github.url}\n    timeout: 20s\n"
+    # Building a gateway schema of GitHub's 1,000 types takes Strawberry several seconds of CPU.
+    with serve_gateway(
+        text + "    expose: [repository, viewer, search, node]\n", startup_seconds=180
+    ) as served:
+        yield served
+
+
+def test_githubs_schema_answers_enums_aliases_and_abstract_fragments_with_the_upstreams_data(
+    github_gateway: Gateway, github: NodeGraphQLServer
+) -> None:
+    """GitHub's schema by introspection: a query with enum arguments, an input object, aliases, an inline
+    fragment on a union and on an interface gets exactly what the upstream answers the forwarded documents."""
+    body = github_gateway.query(GITHUB_QUERY, {"states": ["OPEN"]})
+    assert "errors" not in body
+    upstream = {}
+    for request in github.received()[-3:]:
+        answer = post(github.url, request["query"], request["variables"])
+        (root,) = answer["data"].values()
+        upstream[request["operationName"]] = root
+    # GitHub's Query implements Node: the gateway's own Query takes that name, the upstream's is gh_Query.
+    thing = upstream["Query_node"]
+    renamed = {"Query": "gh_Query", "Mutation": "gh_Mutation"}
+    assert body["data"] == {
+        "repo": upstream["Query_repository"],
+        "found": upstream["Query_search"],
+        "thing": {**thing, "__typename": renamed.get(thing["__typename"], thing["__typename"])},
+    }
+
+
+def test_githubs_types_keep_their_names_and_kinds(github_gateway: Gateway) -> None:
+    """Enums, interfaces, unions and custom scalars of GitHub's schema are the gateway's, by name."""
+    kinds = {
+        name: github_gateway.query(f'{{ __type(name: "{name}") {{ kind }} }}')["data"]["__type"]["kind"]
+        for name in ("IssueState", "Node", "SearchResultItem", "URI", "Repository")
+    }
+    assert kinds == {
+        "IssueState": "ENUM",
+        "Node": "INTERFACE",
+        "SearchResultItem": "UNION",
+        "URI": "SCALAR",
+        "Repository": "OBJECT",
+    }
+
+
+def test_apollo_client_queries_githubs_schema_through_the_gateway(github_gateway: Gateway) -> None:
+    """Apollo Client, default error policy, possibleTypes from the gateway: data and no error."""
+    outcome = apollo_query(github_gateway.url + "/graphql", GITHUB_QUERY, {"states": ["OPEN", "CLOSED"]})
+    assert outcome.error is None
+    assert outcome.data["repo"]["nameWithOwner"]
