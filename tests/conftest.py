@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from node_servers import NodeGraphQLServer, graphql_server
 from servers import serve_asgi
 from upstream_apps import OAuthServer, behaviour_app
 
@@ -13,6 +15,7 @@ from aggregator.config.models import Integration
 from aggregator.upstreams.rest import RestUpstream
 
 StartUpstream = Callable[..., Awaitable[RestUpstream]]
+SCHEMAS = Path(__file__).parent / "schemas"
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +23,13 @@ def behaviour_url() -> Iterator[str]:
     """The base URL of a shared ``upstream_apps.behaviour_app`` (stateless, so one per session)."""
     with serve_asgi(behaviour_app()) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def repos_upstream() -> Iterator[NodeGraphQLServer]:
+    """graphql-yoga serving tests/schemas/repos.graphql with mocks; its license service is down."""
+    with graphql_server(SCHEMAS / "repos.graphql", mocks=SCHEMAS / "repos_mocks.mjs") as server:
+        yield server
 
 
 @pytest.fixture

@@ -62,14 +62,8 @@ fragment OnRepo on Repository { stargazerCount }
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[NodeGraphQLServer]:
-    with graphql_server(REPOS, mocks=SCHEMAS / "repos_mocks.mjs") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def gateway(upstream: NodeGraphQLServer) -> Iterator[Gateway]:
-    with serve_gateway(CONFIG.format(url=upstream.url, schema=REPOS)) as served:
+def gateway(repos_upstream: NodeGraphQLServer) -> Iterator[Gateway]:
+    with serve_gateway(CONFIG.format(url=repos_upstream.url, schema=REPOS)) as served:
         yield served
 
 
@@ -115,15 +109,15 @@ def test_a_document_operation_of_the_same_name_wins(gateway: Gateway) -> None:
 
 
 def test_a_client_query_with_enums_aliases_and_abstract_fragments_gets_the_upstreams_data(
-    gateway: Gateway, upstream: NodeGraphQLServer
+    gateway: Gateway, repos_upstream: NodeGraphQLServer
 ) -> None:
     """Enum arguments, aliases, fragments on a union and an interface: the upstream's own data comes back."""
     body = gateway.query(QUERY, {"states": ["OPEN"], "withOwner": False})
     assert "errors" not in body
-    sent = upstream.received()[-3:]
+    sent = repos_upstream.received()[-3:]
     answers = {}
     for request in sent:
-        answer = post(upstream.url, request["query"], request["variables"])
+        answer = post(repos_upstream.url, request["query"], request["variables"])
         (root,) = answer["data"].values()
         answers[request["operationName"]] = root
     repo = without_typename(answers["Query_repository"])
@@ -134,10 +128,12 @@ def test_a_client_query_with_enums_aliases_and_abstract_fragments_gets_the_upstr
     assert kinds <= {"Repository", "Issue", "User"}
 
 
-def test_the_upstream_receives_the_clients_selection(gateway: Gateway, upstream: NodeGraphQLServer) -> None:
+def test_the_upstream_receives_the_clients_selection(
+    gateway: Gateway, repos_upstream: NodeGraphQLServer
+) -> None:
     """Aliases and arguments go as written, @include is decided, the client's enum variable goes with it."""
     gateway.query(QUERY, {"states": ["OPEN", "CLOSED"], "withOwner": False})
-    repository = next(r for r in upstream.received()[-3:] if "repository(" in r["query"])
+    repository = next(r for r in repos_upstream.received()[-3:] if "repository(" in r["query"])
     assert flat(repository["query"]) == (
         "query Query_repository($owner: String!, $name: String!, $states: [IssueState!]) "
         "{ repository(owner: $owner, name: $name) { id title: name "
@@ -148,31 +144,31 @@ def test_the_upstream_receives_the_clients_selection(gateway: Gateway, upstream:
 
 
 def test_abstract_selections_sent_upstream_ask_for_typename(
-    gateway: Gateway, upstream: NodeGraphQLServer
+    gateway: Gateway, repos_upstream: NodeGraphQLServer
 ) -> None:
     """The gateway resolves a union's or interface's concrete type from the `__typename` it adds."""
     gateway.query('{ gh_node(id: "1") { id } }')
-    assert flat(upstream.received()[-1]["query"]) == (
+    assert flat(repos_upstream.received()[-1]["query"]) == (
         "query Query_node($id: ID!) { node(id: $id) { __typename id } }"
     )
 
 
 def test_an_enum_value_the_upstream_does_not_have_is_refused_before_sending(
-    gateway: Gateway, upstream: NodeGraphQLServer
+    gateway: Gateway, repos_upstream: NodeGraphQLServer
 ) -> None:
     """The gateway checks an enum argument itself: nothing is sent for a value the upstream lacks."""
-    before = len(upstream.received())
+    before = len(repos_upstream.received())
     body = gateway.query('{ gh_repository(owner: "o", name: "n") { issues(states: [REOPENED]) { id } } }')
     assert body.get("data") is None
     assert "REOPENED" in body["errors"][0]["message"]
-    assert len(upstream.received()) == before
+    assert len(repos_upstream.received()) == before
 
 
-def test_an_exposed_mutation_is_a_mutation_field(gateway: Gateway, upstream: NodeGraphQLServer) -> None:
+def test_an_exposed_mutation_is_a_mutation_field(gateway: Gateway, repos_upstream: NodeGraphQLServer) -> None:
     """Mutation fields are exposed on Mutation; an argument left out takes the upstream's default."""
     body = gateway.query('mutation { gh_closeIssue(id: "7") { id state } }')
     assert "errors" not in body
-    assert upstream.received()[-1]["variables"] == {"id": "7", "reason": "done"}
+    assert repos_upstream.received()[-1]["variables"] == {"id": "7", "reason": "done"}
 
 
 def test_apollo_client_gets_the_data_of_fragments_on_abstract_types(gateway: Gateway) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gateway import Gateway, serve_gateway
 from node_clients import apollo_query
-from node_servers import NodeGraphQLServer, graphql_server
+from node_servers import NodeGraphQLServer
 
 SCHEMAS = Path(__file__).parent / "schemas"
 REPOS = SCHEMAS / "repos.graphql"
@@ -33,14 +33,8 @@ integrations:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[NodeGraphQLServer]:
-    with graphql_server(REPOS, mocks=SCHEMAS / "repos_mocks.mjs") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def gateway(upstream: NodeGraphQLServer) -> Iterator[Gateway]:
-    with serve_gateway(CONFIG.format(url=upstream.url, schema=REPOS)) as served:
+def gateway(repos_upstream: NodeGraphQLServer) -> Iterator[Gateway]:
+    with serve_gateway(CONFIG.format(url=repos_upstream.url, schema=REPOS)) as served:
         yield served
 
 
@@ -49,12 +43,12 @@ def flat(query: str) -> str:
 
 
 def test_a_narrow_selection_is_all_the_upstream_receives(
-    gateway: Gateway, upstream: NodeGraphQLServer
+    gateway: Gateway, repos_upstream: NodeGraphQLServer
 ) -> None:
     """A client selecting `{ id name }` causes an upstream document with only those fields."""
     body = gateway.query('{ gh_repo(owner: "octo", name: "hello") { id name } }')
     assert set(body["data"]["gh_repo"]) == {"id", "name"}
-    assert flat(upstream.received()[-1]["query"]) == (
+    assert flat(repos_upstream.received()[-1]["query"]) == (
         "query Repo($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { id name } }"
     )
 
@@ -75,7 +69,7 @@ def test_an_error_at_a_selected_field_still_reaches_the_client(gateway: Gateway)
 
 
 def test_client_aliases_fragments_and_conditions_reach_the_upstream_as_a_cut(
-    gateway: Gateway, upstream: NodeGraphQLServer
+    gateway: Gateway, repos_upstream: NodeGraphQLServer
 ) -> None:
     """Aliases stay at the gateway, fragments are merged, @skip/@include are evaluated with the variables."""
     query = """
@@ -91,7 +85,7 @@ def test_client_aliases_fragments_and_conditions_reach_the_upstream_as_a_cut(
     """
     body = gateway.query(query, {"withOwner": True, "short": True})
     assert set(body["data"]["repo"]) == {"title", "stargazerCount", "owner"}
-    assert flat(upstream.received()[-1]["query"]) == (
+    assert flat(repos_upstream.received()[-1]["query"]) == (
         "query Repo($owner: String!, $name: String!) "
         "{ repository(owner: $owner, name: $name) { name stargazerCount owner { login } } }"
     )
