@@ -8,7 +8,8 @@ deprecations. The gateway answers the client's selection from the upstream's ans
 selection (forward.py), so the objects and interfaces made here are read by response key.
 
 Decisions: names are the upstream's, or ``<integration>_<Type>`` when the name is taken (another
-integration's type, a declared type, a gateway scalar); nullability is the upstream's, since an upstream
+integration's type, a declared type, a gateway type; an upstream ``JSON`` or ``DateTime`` scalar is the
+gateway's own, as for derived types); nullability is the upstream's, since an upstream
 answering by the GraphQL rules never sends null at a non-null position, except for the root field,
 nullable as every gateway field of an operation (a failed call nulls it). A document operation whose
 field has the same name wins over the exposed field (the loader refuses one listed explicitly).
@@ -35,7 +36,6 @@ from graphql import (
     GraphQLSchema,
     GraphQLUnionType,
     Undefined,
-    value_from_ast_untyped,
 )
 
 from aggregator.config.models import (
@@ -54,6 +54,7 @@ from aggregator.config.models import (
     UnionType,
 )
 from aggregator.config.typedefs import RESERVED_TYPE_NAMES
+from aggregator.upstreams.graphql_types import SHARED_SCALARS, schema_default
 
 __all__ = ["Exposure", "expose"]
 
@@ -153,7 +154,9 @@ class _Types:
         return TypeExpr(name=self.named(type_))
 
     def param(self, name: str, arg: GraphQLArgument | GraphQLInputField) -> Param:
-        default = _default(arg)
+        default = schema_default(arg.default)
+        if default is Undefined:
+            default = arg.default_value
         return Param(
             name,
             self.expr(arg.type),
@@ -164,7 +167,7 @@ class _Types:
         )
 
     def named(self, upstream: GraphQLNamedType) -> str:
-        if upstream.name in _BUILTIN:
+        if upstream.name in _BUILTIN or upstream.name in SHARED_SCALARS:
             return upstream.name
         if upstream.name in self._names:
             return self._names[upstream.name]
@@ -239,13 +242,3 @@ def _deprecations(upstream: GraphQLObjectType | GraphQLInterfaceType) -> dict[st
         if reason is not None and all(f.deprecation_reason is not None for f in interface_fields):
             found[name] = reason
     return found
-
-
-def _default(arg: GraphQLArgument | GraphQLInputField) -> Any:
-    """The declared default as a JSON value (an enum value by its name), or Undefined when none."""
-    default = getattr(arg, "default", None)
-    if default is not None:
-        if default.literal is not None:
-            return value_from_ast_untyped(default.literal)
-        return default.value
-    return arg.default_value

@@ -81,11 +81,11 @@ from aggregator.config.models import (
 )
 from aggregator.config.typedefs import RESERVED_TYPE_NAMES
 
-__all__ = ["Derived", "derive"]
+__all__ = ["SHARED_SCALARS", "Derived", "derive", "schema_default"]
 
 _BUILTIN = frozenset(specified_scalar_types)
 # Upstream scalars that are the gateway's own scalar of the same name (same meaning, values kept).
-_SHARED_SCALARS = frozenset({"JSON", "DateTime"})
+SHARED_SCALARS = frozenset({"JSON", "DateTime"})
 JSON = TypeExpr(name="JSON")
 
 
@@ -191,7 +191,7 @@ class _Deriver:
     # --- leaves and inputs --------------------------------------------------------------------------
 
     def leaf(self, upstream: GraphQLEnumType | GraphQLScalarType) -> str:
-        if upstream.name in _BUILTIN or upstream.name in _SHARED_SCALARS:
+        if upstream.name in _BUILTIN or upstream.name in SHARED_SCALARS:
             return upstream.name
         name = self.name(upstream.name)
         if name not in self._leaves:
@@ -226,7 +226,7 @@ class _Deriver:
             defaults = {
                 key: default
                 for key, value in upstream.fields.items()
-                if (default := _default(value.default)) is not Undefined
+                if (default := schema_default(value.default)) is not Undefined
             }
             descriptions = {key: v.description for key, v in upstream.fields.items() if v.description}
             self._leaves[name] = InputType(name, fields, upstream.description or "", descriptions, defaults)
@@ -392,7 +392,7 @@ class _Walker:
         return expr
 
 
-def _default(default: Any) -> Any:
+def schema_default(default: Any) -> Any:
     """A schema default as a JSON value (graphql-core 3.3 keeps an SDL default as its literal)."""
     if default is None or default is Undefined:
         return Undefined
