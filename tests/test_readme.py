@@ -35,6 +35,7 @@ ENV = {
     "CRM_CLIENT_SECRET": "crm-secret",
     "PROFILE_SERVICE_TOKEN": "profile-token",
     "CATALOG_TOKEN": "catalog-token",
+    "GITHUB_TOKEN": "github-token",
 }
 
 

@@ -13,9 +13,12 @@ What runs where:
 - ``compile_operation`` (once per document and operation, cached by the runner) checks that the
   operation can be run from a plan at all: a query or mutation, every root field one of the
   gateway's operation resolvers (``operation_resolver``), every field below them a ``DictField``
-  of an object or leaf type, and no directive but ``@skip``/``@include``. Anything else -
-  introspection, ``integrationStats``, a resolver that is not ours, ``@defer``/``@stream``,
-  subscriptions, abstract types - gets None, and the runner uses graphql-core.
+  of an object, leaf (enums included) or abstract type (an interface or union whose concrete type a
+  ``TypeResolver`` names; each possible type gets its own object plan, made with graphql-core's
+  field collection for that runtime type), and no directive but ``@skip``/``@include``. Anything
+  else - introspection, ``integrationStats``, a resolver that is not ours, ``@defer``/``@stream``,
+  subscriptions, abstract types not built by the gateway - gets None, and the runner uses
+  graphql-core.
 - The plan proper (which fields, merged how, in which order) is made with graphql-core's own
   ``collect_fields``, so field merging, fragments and ``@skip``/``@include`` mean exactly what they mean
   there. It depends on the values of the variables ``@skip``/``@include`` read, so one plan is made per

@@ -23,7 +23,7 @@ the benchmark's five-call fan-out and 60 µs for one REST call (its per-field ma
 are dict lookups); the plan about 40 µs and 8 µs, with the same results (bench/execution_cost.py).
 A plan is made once per document and operation name after the first validation, and kept with the
 parsed document; introspection, ``integrationStats``, resolvers that are not the gateway's own,
-@defer/@stream, subscriptions and abstract types get none and run on graphql-core as before.
+@defer/@stream and subscriptions get none and run on graphql-core as before.
 
 Errors of any step are handed to ``on_errors`` once, and come back in the result. A parse error
 carries ``extensions.code`` GRAPHQL_PARSE_FAILED, a validation error GRAPHQL_VALIDATION_FAILED

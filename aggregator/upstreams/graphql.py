@@ -3,10 +3,10 @@
 What is sent is the document cut down to the client's selection (pushdown.py), with the variables
 the cut still uses; errors at paths the client did not select are dropped from partial results.
 
-The request goes through gql's async HTTPX transport, bound to the integration's one pooled
-``UpstreamClient`` (so a GraphQL upstream shares the executor, auth, limits and pool exactly as a
-REST one; http.py says why that client is not an ``httpx.AsyncClient`` on the hot path). ``send``
-makes one attempt; the executor around it retries, breaks and times out.
+The request goes through ``UpstreamTransport``, gql's ``AsyncTransport`` interface implemented on the
+integration's one pooled ``UpstreamClient`` (so a GraphQL upstream shares the executor, auth, limits
+and pool exactly as a REST one). ``send`` makes one attempt; the executor around it retries, breaks
+and times out.
 
 How it behaves:
 
@@ -17,8 +17,9 @@ How it behaves:
   the errors. Only errors with no data can count as breaker failures, and only when their
   ``extensions.code`` is in ``circuit_breaker.graphql_error_codes`` (``"*"``: any).
 - The upstream's schema comes from ``schema:`` or, failing that, from introspection at start-up;
-  when the upstream is down then, start-up goes on (fields stay JSON, the log says so) and
-  introspection is retried in the background with backoff until it succeeds.
+  without it start-up goes on (fields stay JSON). One WARNING per kind of failure says why and the
+  fix; an unreachable upstream is asked again with backoff (1 s doubling to 60 s), one that refuses
+  introspection or sends an unusable schema every 10 minutes (see ``_FIXES``).
 """
 
 from __future__ import annotations
