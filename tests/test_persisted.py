@@ -381,7 +381,7 @@ def test_the_manifest_is_loaded_relative_to_the_config_file(tmp_path: Path, kind
 @pytest.mark.parametrize(
     ("manifest", "message"),
     [
-        ('{\n  "a": "{ __typename }",\n}', "is not JSON: "),
+        ('{\n  "a": "{ __typename }",\n}', "is not JSON (trailing comma is not allowed); write it again"),
         ('{"a": "{ __typename"}', "document 'a' of the manifest"),
         ('{"format": "apollo-persisted-query-manifest", "version": 2}', "version 2; known:"),
         (
@@ -403,5 +403,7 @@ def test_a_bad_manifest_is_a_config_error_naming_the_key(tmp_path: Path, manifes
 
 def test_a_malformed_manifest_s_line_is_given(tmp_path: Path) -> None:
     """For JSON that does not parse, the line within the manifest is named too."""
-    with pytest.raises(ConfigError, match=r"trailing comma is not allowed \(line 2 of docs.json\)"):
+    with pytest.raises(
+        ConfigError, match=r"write it again with the tool that made it \(line 2 of docs.json\)"
+    ):
         load_with_manifest(tmp_path, '{\n  "a": "{ __typename }",\n}')

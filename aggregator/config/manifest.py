@@ -93,7 +93,10 @@ def _load(path: Path) -> dict[str, str]:
     try:
         manifest = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _Refused(f"the manifest {str(path)!r} is not JSON: {exc.msg}", exc.lineno) from None
+        raise _Refused(
+            f"the manifest {str(path)!r} is not JSON ({exc.msg}); write it again with the tool that made it",
+            exc.lineno,
+        ) from None
     documents = _documents(manifest, path)
     for key, body in documents.items():
         try:
