@@ -84,6 +84,7 @@ class GraphQLEndpoint:
         self._max_body = server.max_body_bytes
         self._graphiql_page = graphiql_page
         self._persisted = PersistedQueries(server)
+        self._only_trusted = self._persisted.only
 
     async def handle(self, request: Request) -> Response:
         # Read once into a dict: Starlette's Headers scan the raw list on every lookup (eight per request).
@@ -161,7 +162,7 @@ class GraphQLEndpoint:
         if extensions is not None and not isinstance(extensions, dict):
             raise RequestRefused(400, "'extensions' must be a JSON object.")
         register = None
-        if extensions or "documentId" in raw or self._persisted.only:
+        if extensions or self._only_trusted or "documentId" in raw:
             query, register = self._persisted.resolve(query, extensions, raw.get("documentId"))
         if not isinstance(query, str) or not query.strip():
             raise RequestRefused(400, "The 'query' parameter is required and must be a string.")
