@@ -127,7 +127,7 @@ async def _measure(
     config = loads(CONFIG.format(rest=rest, grpc=grpc_url, proto=PROTO))
     module = IntegrationModule(config)
     await module.start()
-    client = UpstreamClient(timeout=5.0, max_connections=100)
+    client = UpstreamClient(max_connections=100)
     channel = grpc.aio.insecure_channel(grpc_url.removeprefix("grpc://"))
     request_class, response_class = _messages()
     stub = channel.unary_unary(

@@ -21,6 +21,7 @@ import platform
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,7 @@ def find_aggregator() -> str:
 class Stack:
     rest: Server
     graphql: Server
+    grpc: Server
     gateways: dict[TargetKind, Server] = field(default_factory=dict)
     # Why a gateway is missing, when it failed to start.
     failed: dict[TargetKind, str] = field(default_factory=dict)
@@ -115,7 +117,17 @@ def start_upstreams(stack: ExitStack, logs: Path) -> Stack:
         stack.callback(server.stop)
         wait_ready(server, partial(http_ok, f"http://127.0.0.1:{port}/healthz"))
         servers.append(server)
-    return Stack(rest=servers[0], graphql=servers[1])
+    port = free_port()
+    command = [str(NODE), str(BENCH / "upstreams" / "grpc.mjs"), "--port", str(port)]
+    grpc = start("grpc-upstream", f"grpc://127.0.0.1:{port}", command, log_dir=logs, cwd=BENCH)
+    stack.callback(grpc.stop)
+    wait_ready(grpc, partial(tcp_open, port))
+    return Stack(rest=servers[0], graphql=servers[1], grpc=grpc)
+
+
+def tcp_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
 
 
 def compose_supergraph(servers: Stack) -> None:
@@ -123,7 +135,12 @@ def compose_supergraph(servers: Stack) -> None:
     config = NODE_DIR / "mesh.config.ts"
     shutil.copyfile(BENCH / "mesh.config.ts", config)
     try:
-        env = {**os.environ, "REST_URL": servers.rest.url, "GQL_URL": servers.graphql.url}
+        env = {
+            **os.environ,
+            "REST_URL": servers.rest.url,
+            "GQL_URL": servers.graphql.url,
+            "GRPC_ENDPOINT": servers.grpc.url.removeprefix("grpc://"),
+        }
         done = subprocess.run(
             [str(NODE), str(COMPOSE_BIN)], cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=180
         )
@@ -160,7 +177,11 @@ def start_hive(stack: ExitStack, logs: Path) -> Server:
 def start_aggregator(stack: ExitStack, logs: Path, command: str, config: Path, servers: Stack) -> Server:
     port = free_port()
     argv = [command, "serve", "-c", str(config), "--port", str(port), "--log-level", "warning"]
-    env = {"BENCH_REST_URL": servers.rest.url, "BENCH_GQL_URL": servers.graphql.url}
+    env = {
+        "BENCH_REST_URL": servers.rest.url,
+        "BENCH_GQL_URL": servers.graphql.url,
+        "BENCH_GRPC_URL": servers.grpc.url,
+    }
     server = start("aggregator", f"http://127.0.0.1:{port}", argv, log_dir=logs, cwd=REPO, env=env)
     stack.callback(server.stop)
     wait_ready(server, lambda: http_ok(f"{server.url}/readyz"))
@@ -230,10 +251,11 @@ class Job:
     request: Request
 
 
-def plan(stack: Stack, skipped: list[str], checks: list[str]) -> dict[str, list[Job]]:
-    """The jobs of every scenario that answered right on its target; the rest go into ``skipped``."""
+def plan(stack: Stack, skipped: list[str], checks: list[str], keys: set[str]) -> dict[str, list[Job]]:
+    """The jobs of every scenario in ``keys`` that answered right on its target; the rest go into
+    ``skipped``."""
     jobs: dict[str, list[Job]] = {}
-    for scenario in SCENARIOS:
+    for scenario in (s for s in SCENARIOS if s.key in keys):
         data: dict[str, list[Any]] = {}
         for target in TARGETS:
             found = request_for(target, scenario.key, stack.rest.url, stack.graphql.url)
@@ -349,6 +371,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--clients", default="1,16,64", help="concurrent connections, comma-separated")
     parser.add_argument(
+        "--scenarios",
+        default=",".join(s.key for s in SCENARIOS),
+        help="the scenarios to run, comma-separated (default all)",
+    )
+    parser.add_argument(
         "--aggregator-config",
         type=Path,
         default=BENCH / "aggregator.yaml",
@@ -400,7 +427,7 @@ def main(argv: Sequence[str]) -> None:
     skipped: list[str] = []
     checks: list[str] = []
     with servers(logs, args) as stack:
-        jobs = plan(stack, skipped, checks)
+        jobs = plan(stack, skipped, checks, set(args.scenarios.split(",")))
         points = run_load(jobs, clients, seconds, warmup)
         final_rss: dict[str, float] = {name: server.peak_rss_mib() for name, server in stack.gateways.items()}
         machine = machine_info()

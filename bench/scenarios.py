@@ -32,6 +32,7 @@ class Scenario:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rest", "one REST call (a user with a nested address)"),
     Scenario("graphql", "one GraphQL call (a product with a price)"),
+    Scenario("grpc", "one gRPC call (an item's stock: an enum, an int64, a Timestamp)"),
     Scenario("fanout", "fan-out: five REST calls in one query (three users, two orders)"),
     Scenario("fanout20", f"the same fan-out, every upstream call taking {FANOUT_DELAY_MS} ms"),
     Scenario("breaker", "a failing upstream (always 503) behind an open breaker", errors_expected=True),
@@ -58,6 +59,10 @@ class Fields:
     product: str
     broken: str
     rest_id: str
+    # The gRPC GetItem field, and how its request and fields are spelled (Mesh keeps proto names).
+    item: str
+    item_args: str
+    item_fields: str
 
 
 FIELDS: dict[TargetKind, Fields] = {
@@ -67,10 +72,20 @@ FIELDS: dict[TargetKind, Fields] = {
         product="catalog_product",
         broken="broken_getUser",
         rest_id="ID!",
+        item="warehouse_getItem",
+        item_args="productId: $id",
+        item_fields="productId quantity reserved location unitWeightGrams",
     ),
     # Mesh names REST fields by operationId and types path ids as String!.
     "hive": Fields(
-        user="getUser", order="getOrder", product="product", broken="getBroken", rest_id="String!"
+        user="getUser",
+        order="getOrder",
+        product="product",
+        broken="getBroken",
+        rest_id="String!",
+        item="inventory_v1_Inventory_GetItem",
+        item_args="input: {product_id: $id}",
+        item_fields="productId: product_id quantity reserved location unitWeightGrams: unit_weight_grams",
     ),
 }
 
@@ -110,6 +125,9 @@ def _gateway_request(f: Fields, scenario: str) -> Request:
         )
     if scenario == "graphql":
         return _graphql(_product_query(f.product), {"id": "@ID0@"})
+    if scenario == "grpc":
+        query = f"query Item($id: String) {{ item: {f.item}({f.item_args}) {{ {f.item_fields} }} }}"
+        return _graphql(query, {"id": "@ID0@"})
     if scenario == "fanout":
         return _fanout(f, None)
     if scenario == "fanout20":
