@@ -234,7 +234,15 @@ class GrpcUpstream:
                     "integration %s: services read by reflection; fields are now typed", self._integration.id
                 )
                 for callback in self._on_schema:
-                    callback()
+                    try:
+                        callback()
+                    except Exception:
+                        # Never lost in the background task: the gateway keeps the schema it has.
+                        log.exception(
+                            "integration %s: the gateway's schema could not be rebuilt with the services "
+                            "reflection read; the previous one stays",
+                            self._integration.id,
+                        )
                 return
             wait = min(wait * 2, _REFLECTION_RETRY_MAX)
 
