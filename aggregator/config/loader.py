@@ -18,6 +18,7 @@ from aggregator.config.auth import merge_headers, read_auth, read_forward_header
 from aggregator.config.expose import read_expose, root_fields
 from aggregator.config.grpc import read_grpc_service, type_grpc_operations
 from aggregator.config.grpc_schema import Services
+from aggregator.config.joins import read_joins
 from aggregator.config.kinds import KINDS, OWN_KEYS
 from aggregator.config.models import (
     Config,
@@ -52,7 +53,7 @@ __all__ = ["load", "loads"]
 
 T = TypeVar("T")
 
-_TOP_KEYS = ("defaults", "types", "integrations", "server")
+_TOP_KEYS = ("defaults", "types", "extend", "integrations", "server")
 _INTEGRATION_KEYS = (
     "description",
     "type",
@@ -143,7 +144,8 @@ class _Loader:
             return Config(source=reader.source)
         top = reader.fields(root, _TOP_KEYS)
         # grpc integrations add the message and enum types of their protos.
-        types: dict[str, NamedType] = dict(read_types(reader, top.get("types")))
+        declared, joined = read_types(reader, top.get("types"))
+        types: dict[str, NamedType] = dict(declared)
         defaults = read_defaults(reader, top.get("defaults"))
         default_tls = read_tls(reader, defaults.tls, self.base_dir)
         integrations: dict[str, Integration] = {}
@@ -156,9 +158,11 @@ class _Loader:
         if isinstance(root.value, dict) and (where is None or not where.value):
             line = where.line if where is not None else 1
             reader.report_at(line, "integrations", f"no integrations; add at least one, e.g. {_EXAMPLE}")
+        joins = read_joins(reader, joined, top.get("extend"), types, integrations)
         return Config(
             integrations=MappingProxyType(integrations),
             types=MappingProxyType(types),
+            joins=MappingProxyType({name: MappingProxyType(fields) for name, fields in joins.items()}),
             server=read_server(reader, top.get("server"), self.base_dir),
             source=reader.source,
             secrets=frozenset(Secret(value) for value in reader.secrets),

@@ -384,6 +384,68 @@ NamedType = ObjectType | InterfaceType | UnionType | EnumType | ScalarType | Inp
 
 
 @dataclass(frozen=True)
+class ParentValue:
+    """``$parent.<path>``: the value at this path of upstream JSON keys in the parent object."""
+
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FieldArgument:
+    """``$args.<name>``: the joined field's own GraphQL argument of that name."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ConstantValue:
+    """A constant argument value, as written in the config (plain JSON)."""
+
+    value: Any
+
+
+JoinValue = ParentValue | FieldArgument | ConstantValue
+
+
+@dataclass(frozen=True)
+class JoinBatch:
+    """``batch:``: the keys of every parent at one level in one call to ``operation``, whose list param
+    ``arg`` receives them; returned items are matched to parents by their ``key``."""
+
+    integration: str
+    operation: str
+    arg: str
+    key: str
+    max_size: int = 100
+
+
+@dataclass(frozen=True)
+class Join:
+    """A field of ``type_name`` resolved by another operation (``resolve:``), per parent or batched."""
+
+    type_name: str
+    field: str
+    type: TypeExpr
+    integration: str
+    operation: str
+    args: Mapping[str, JoinValue]
+    # The joined field's own GraphQL arguments.
+    params: tuple[Param, ...] = ()
+    batch: JoinBatch | None = None
+    # How many times this field may stand on one response path (cycles: User.posts -> Post.author ...).
+    max_depth: int = 3
+    description: str = ""
+    source: str = ""
+    line: int = 0
+
+    @property
+    def parent_key(self) -> tuple[str, ParentValue] | None:
+        """The one ``$parent`` argument a batch sends as the key (the loader refuses other batches)."""
+        found = [(name, value) for name, value in self.args.items() if isinstance(value, ParentValue)]
+        return found[0] if len(found) == 1 else None
+
+
+@dataclass(frozen=True)
 class PersistedDocuments:
     """`server.persisted_documents`: the manifest's documents by id, and whether only they are served."""
 
@@ -410,6 +472,8 @@ class Config:
     integrations: Mapping[str, Integration] = field(default_factory=_frozen_map)
     types: Mapping[str, NamedType] = field(default_factory=_frozen_map)
     server: ServerConfig = field(default_factory=ServerConfig)
+    # Type name -> field name -> the join that resolves it (from types: and extend:).
+    joins: Mapping[str, Mapping[str, Join]] = field(default_factory=_frozen_map)
     source: str = "<memory>"
     # Every value that came from the environment into a credential or header: what redaction hides.
     secrets: frozenset[str] = frozenset()

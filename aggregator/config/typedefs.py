@@ -15,13 +15,15 @@ from aggregator.config.models import SCALARS, ObjectType, TypeExpr
 from aggregator.config.tree import Node, Reader
 from aggregator.config.values import Invalid, did_you_mean, is_name, non_empty_string, string, type_expr
 
-__all__ = ["RESERVED_TYPE_NAMES", "known_type", "read_types"]
+__all__ = ["JOIN_KEYS", "RESERVED_TYPE_NAMES", "known_type", "read_types"]
 
 # Types the gateway's own schema defines; a user type of the same name would clash with them.
 RESERVED_TYPE_NAMES: frozenset[str] = frozenset(
     {"Query", "Mutation", "Subscription", "IntegrationStats", "OperationStats", "Latency", "CircuitState"}
 )
 _FIELD_KEYS = ("type", "description", "from")
+# A joined field's keys (config/joins.py reads them): such a field is not read from the parent's JSON.
+JOIN_KEYS = ("type", "description", "args", "resolve", "batch", "max_depth")
 
 
 def known_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
@@ -40,15 +42,24 @@ def known_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
     return parse
 
 
-def read_types(reader: Reader, node: Node | None) -> dict[str, ObjectType]:
-    """Every named type of ``types:``; names are collected first so that fields may refer forward."""
+def read_types(reader: Reader, node: Node | None) -> tuple[dict[str, ObjectType], dict[str, dict[str, Node]]]:
+    """Every named type of ``types:`` (names are collected first so that fields may refer forward),
+    and the nodes of its joined fields (those with ``resolve:``), by type and field, read later."""
     entries = reader.mapping(node)
     for type_name, type_node in entries.items():
         _check_type_name(reader, type_name, type_node)
     known = frozenset(entries)
     types: dict[str, ObjectType] = {}
+    joined: dict[str, dict[str, Node]] = {}
     for type_name, type_node in entries.items():
-        fields, descriptions, wire_names = _read_fields(reader, type_node, known)
+        joined[type_name] = {
+            name: field_node
+            for name, field_node in reader.mapping(type_node).items()
+            if isinstance(field_node.value, dict) and "resolve" in field_node.value
+        }
+        fields, descriptions, wire_names = _read_fields(
+            reader, type_node, known, frozenset(joined[type_name])
+        )
         types[type_name] = ObjectType(
             type_name,
             MappingProxyType(fields),
@@ -56,7 +67,7 @@ def read_types(reader: Reader, node: Node | None) -> dict[str, ObjectType]:
             wire_names=MappingProxyType(wire_names),
         )
     _check_required_cycles(reader, entries, types)
-    return types
+    return types, {name: fields for name, fields in joined.items() if fields}
 
 
 def _check_required_cycles(reader: Reader, entries: dict[str, Node], types: dict[str, ObjectType]) -> None:
@@ -108,11 +119,12 @@ def _check_type_name(reader: Reader, type_name: str, node: Node) -> None:
 
 
 def _read_fields(
-    reader: Reader, node: Node, known: Collection[str]
+    reader: Reader, node: Node, known: Collection[str], joined: Collection[str]
 ) -> tuple[dict[str, TypeExpr], dict[str, str], dict[str, str]]:
-    """The type's fields, their descriptions, and the wire name of every field renamed with ``from:``."""
-    entries = reader.mapping(node)
-    if not entries and isinstance(node.value, dict | None):
+    """The type's fields read from its JSON (``joined`` ones left out), their descriptions, and the
+    wire name of every field renamed with ``from:``."""
+    entries = {name: child for name, child in reader.mapping(node).items() if name not in joined}
+    if not entries and not joined and isinstance(node.value, dict | None):
         reader.report(node, "a type needs at least one field, e.g. {id: ID!, name: String}")
     fields: dict[str, TypeExpr] = {}
     descriptions: dict[str, str] = {}

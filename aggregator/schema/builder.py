@@ -8,10 +8,9 @@ already coerced. Both are on the hot path of every request.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Annotated, Any
 
 import strawberry
@@ -37,6 +36,7 @@ from aggregator.config.models import (
     Config,
     Integration,
     InterfaceType,
+    Join,
     NamedType,
     ObjectType,
     Operation,
@@ -48,12 +48,15 @@ from aggregator.errors import (
     BulkheadFull,
     CallError,
     CircuitOpen,
+    ConfigError,
+    Problem,
     UpstreamError,
-    UpstreamGraphQLError,
 )
 from aggregator.module import IntegrationModule
 from aggregator.schema.compiled import DictField, ResponseKeyField, TypeResolver, operation_resolver
+from aggregator.schema.context import RequestContext
 from aggregator.schema.execution import DocumentRunner
+from aggregator.schema.joins import JoinResolver, depth_rule, keep_paths
 from aggregator.schema.limits import Limits
 from aggregator.schema.scalars import SCALAR_MAP
 from aggregator.schema.stats import IntegrationStats, to_graphql
@@ -73,62 +76,6 @@ log = logging.getLogger("aggregator.graphql")
 # Bounded: the set of distinct query texts reaching a public endpoint is not trusted.
 _CACHE_SIZE = 1024
 _ALL_OPERATIONS = frozenset(OperationType)
-
-
-@dataclass
-class RequestContext:
-    """What a resolver knows of the incoming HTTP request, and errors it adds to the response."""
-
-    headers: Mapping[str, str] = field(default_factory=dict)
-    request_id: str = ""
-    # Errors that came with partial data from a GraphQL upstream: the data is returned, these are added.
-    upstream_errors: list[GraphQLError] = field(default_factory=list)
-    # The request's operation calls not yet ended, and a future for whoever waits until none is left.
-    _calls_running: int = field(default=0, init=False, repr=False)
-    _settled: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
-
-    def call_started(self) -> None:
-        """Count an operation call; resolvers call it when called, before any of them runs."""
-        self._calls_running += 1
-
-    def call_ended(self) -> None:
-        self._calls_running -= 1
-        if self._calls_running == 0 and self._settled is not None and not self._settled.done():
-            self._settled.set_result(None)
-
-    async def calls_settled(self) -> None:
-        """Return once every operation call of the request counted so far has ended.
-
-        Both executors call every root resolver before awaiting any, so a root field that awaits this
-        (``integrationStats``) sees its siblings' effect wherever it stands in the selection.
-        """
-        if self._calls_running == 0:
-            return
-        if self._settled is None or self._settled.done():
-            self._settled = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._settled)
-
-    def add_partial_errors(
-        self, info: GraphQLResolveInfo[Any], integration_id: str, op: Operation, partial: PartialResult
-    ) -> None:
-        selected = op.select.split(".") if op.select else []
-        for error in partial.errors:
-            upstream_path = error.get("path") or []
-            # The upstream's path points into its `data`; below the selected part it is ours too.
-            inner = upstream_path[len(selected) :] if upstream_path[: len(selected)] == selected else []
-            code = error.get("extensions", {}).get("code")
-            extensions = {
-                "code": UpstreamGraphQLError.code,
-                "integration": integration_id,
-                "operation": op.id,
-                "upstreamPath": upstream_path,
-                **({"upstreamCode": code} if code else {}),
-            }
-            self.upstream_errors.append(
-                GraphQLError(
-                    error.get("message", ""), path=[*info.path.as_list(), *inner], extensions=extensions
-                )
-            )
 
 
 def _resolver_stub(
@@ -272,6 +219,7 @@ class _Schema(strawberry.Schema):
 
 def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema:
     """The gateway's schema: one field per operation, the config's types, and ``integrationStats``."""
+    config = _with_known_joins(config)
     built = build_types(config)
     roots: dict[str, dict[str, Any]] = {"query": {}, "mutation": {}}
     bindings: dict[tuple[str, str], Callable[..., Any]] = {}
@@ -310,6 +258,10 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
     rules: list[type[ASTValidationRule]] = []
     if not server.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
+    if config.joins:
+        rules.append(depth_rule(config))
+        for (integration_id, operation_id), paths in keep_paths(config).items():
+            module.keep_fields(integration_id, operation_id, paths)
     schema = _Schema(
         query=root_type("Query", roots["query"]),
         mutation=root_type("Mutation", roots["mutation"]) if roots["mutation"] else None,
@@ -319,8 +271,34 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
         types=built.classes,
         config=StrawberryConfig(scalar_map={**SCALAR_MAP, **built.scalar_map}),
     )
-    _bind(schema, config, built, bindings)
+    _bind(schema, config, built, bindings, module)
     return schema
+
+
+def _with_known_joins(config: Config) -> Config:
+    """``config`` with the joins of the types it holds: an ``extend:`` of a type derived from a GraphQL
+    upstream's schema waits until that schema is known. A derived type that already has a field of
+    the join's name is a config problem, reported where the join is written."""
+    joins: dict[str, Mapping[str, Join]] = {}
+    problems: list[Problem] = []
+    for type_name, fields in config.joins.items():
+        definition = config.types.get(type_name)
+        if not isinstance(definition, ObjectType):
+            continue
+        for field_name, join in fields.items():
+            if field_name in definition.fields:
+                problems.append(
+                    Problem(
+                        join.source,
+                        join.line,
+                        f"extend.{type_name}.{field_name}",
+                        f"'{type_name}' has a field '{field_name}' already; give the join another name",
+                    )
+                )
+        joins[type_name] = fields
+    if problems:
+        raise ConfigError(problems)
+    return replace(config, joins=joins)
 
 
 def _wire_name(definition: NamedType, field_name: str) -> str:
@@ -336,6 +314,7 @@ def _bind(
     config: Config,
     built: BuiltTypes,
     bindings: Mapping[tuple[str, str], Callable[..., Any]],
+    module: IntegrationModule,
 ) -> None:
     """How the config's fields resolve, set on the graphql-core schema Strawberry built (see the module
     docstring). Strawberry 0.341 has no hook for what is set here: a field resolved as a lookup in a
@@ -368,6 +347,11 @@ def _bind(
         gql_input.out_type = GraphQLInputObjectType.out_type  # type: ignore[method-assign]
         for field_name, input_field in gql_input.fields.items():
             input_field.out_name = _wire_name(config.types[name], field_name)
+    for type_name, joins in config.joins.items():
+        gql_object = core.type_map[type_name]
+        assert isinstance(gql_object, GraphQLObjectType)
+        for field_name, join in joins.items():
+            gql_object.fields[field_name].resolve = JoinResolver(join, module)
     for (kind, field_name), resolve in bindings.items():
         root = core.query_type if kind == "query" else core.mutation_type
         assert root is not None

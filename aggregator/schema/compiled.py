@@ -94,6 +94,7 @@ from graphql.type import GraphQLBoolean, GraphQLID, GraphQLResolveInfoHelpers
 from graphql.utilities import type_from_ast
 
 from aggregator.errors import UpstreamBadResponse
+from aggregator.schema.joins import JoinResolver
 
 __all__ = [
     "MAX_VARIANTS",
@@ -221,6 +222,38 @@ def _path_list(path: _Path) -> list[str | int]:
 # --- completing values below a root field ---------------------------------------------------------
 
 
+class _Outcome(list[GraphQLError]):
+    """A run's errors, in order, and the joined fields met while completing, left to fill.
+
+    A joined field is completed as null where it stands; its call is started once the level it is
+    on is complete (so that a batch sees every parent of that level), and its value is completed
+    into the same place when the call ends (``CompiledOperation._fill_joins``).
+    """
+
+    __slots__ = ("joins",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.joins: list[tuple[_JoinField, Any, dict[str, Any], str, _Path]] = []
+
+
+class _JoinField:
+    """A joined field of an object in the plan: its resolver (joins.py), arguments and completion."""
+
+    __slots__ = ("args", "field", "name", "nodes", "parent", "resolve", "slot")
+
+    def __init__(
+        self, field: GraphQLField, resolve: JoinResolver, parent: GraphQLObjectType, slot: _Slot
+    ) -> None:
+        self.field = field
+        self.resolve = resolve
+        self.parent = parent
+        self.slot = slot
+        self.nodes = slot.nodes
+        self.name = self.nodes[0].name.value
+        self.args: dict[str, Any] | None = None
+
+
 class _Completer:
     """Completes a non-null value of a nullable type: graphql-core's complete_value after its null check.
 
@@ -229,7 +262,7 @@ class _Completer:
 
     __slots__ = ()
 
-    def complete(self, value: Any, path: _Path, errors: list[GraphQLError]) -> Any:
+    def complete(self, value: Any, path: _Path, errors: _Outcome) -> Any:
         raise NotImplementedError
 
 
@@ -252,7 +285,7 @@ class _Slot:
         # Values of this Python type are their own completion (str for String and ID, bool for Boolean).
         self.passes = completer.passes if isinstance(completer, _Leaf) else _NoFastPath
 
-    def complete(self, value: Any, parent: _Path, key: str | int, errors: list[GraphQLError]) -> Any:
+    def complete(self, value: Any, parent: _Path, key: str | int, errors: _Outcome) -> Any:
         if value is None:
             if self.non_null:
                 raise located_error(TypeError(self.null_message), self.nodes, _path_list((parent, key)))
@@ -282,7 +315,7 @@ class _Leaf(_Completer):
         passes: dict[GraphQLLeafType, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
         self.passes: type = passes.get(type_, _NoFastPath)
 
-    def complete(self, value: Any, path: _Path, errors: list[GraphQLError]) -> Any:
+    def complete(self, value: Any, path: _Path, errors: _Outcome) -> Any:
         coerced = self.coerce(value)
         if coerced is None or coerced is Undefined:
             # graphql-core's complete_leaf_value, word for word.
@@ -296,7 +329,7 @@ class _Leaf(_Completer):
 class _IntLeaf(_Leaf):
     __slots__ = ()
 
-    def complete(self, value: Any, path: _Path, errors: list[GraphQLError]) -> Any:
+    def complete(self, value: Any, path: _Path, errors: _Outcome) -> Any:
         if type(value) is int and _INT_MIN <= value <= _INT_MAX:
             return value
         return super().complete(value, path, errors)
@@ -305,7 +338,7 @@ class _IntLeaf(_Leaf):
 class _FloatLeaf(_Leaf):
     __slots__ = ()
 
-    def complete(self, value: Any, path: _Path, errors: list[GraphQLError]) -> Any:
+    def complete(self, value: Any, path: _Path, errors: _Outcome) -> Any:
         if type(value) is float and isfinite(value):
             return value
         return super().complete(value, path, errors)
@@ -318,7 +351,7 @@ class _List(_Completer):
         self.item = item
         self.not_iterable = not_iterable
 
-    def complete(self, value: Any, path: _Path, errors: list[GraphQLError]) -> Any:
+    def complete(self, value: Any, path: _Path, errors: _Outcome) -> Any:
         if type(value) is not list and not is_iterable(value):
             raise GraphQLError(self.not_iterable)
         complete = self.item.complete
@@ -334,24 +367,31 @@ class _Abstract(_Completer):
         self.name = name
         self.objects = objects
 
-    def complete(self, value: Any, path: _Path, errors: list[GraphQLError]) -> Any:
+    def complete(self, value: Any, path: _Path, errors: _Outcome) -> Any:
         return self.objects[self.name(value)].complete(value, path, errors)
 
 
 class _Object(_Completer):
-    __slots__ = ("fields", "typename")
+    __slots__ = ("fields", "joins", "typename")
 
     def __init__(self, typename: str) -> None:
         self.typename = typename
-        # (response key, JSON key, slot); the slot is None for __typename.
+        # (response key, JSON key, slot); the slot is None for __typename and joined fields.
         self.fields: tuple[tuple[str, str, _Slot | None], ...] = ()
+        # Response key -> the joined field there.
+        self.joins: dict[str, _JoinField] = {}
 
-    def complete(self, value: Any, path: _Path, errors: list[GraphQLError]) -> Any:
+    def complete(self, value: Any, path: _Path, errors: _Outcome) -> Any:
         source = value if isinstance(value, dict) else None
         data: dict[str, Any] = {}
         for response_key, key, slot in self.fields:
             if slot is None:
-                data[response_key] = self.typename
+                join = self.joins.get(response_key) if self.joins else None
+                if join is None:
+                    data[response_key] = self.typename
+                else:
+                    data[response_key] = None
+                    errors.joins.append((join, value, data, response_key, path))
                 continue
             raw = source.get(key) if source is not None else None
             # Most leaves are strings already: no call for them (_Slot.complete does the same first).
@@ -397,7 +437,7 @@ class _RootField:
         self.path = Path(None, response_key, parent)
         self.args: dict[str, Any] | None = None
 
-    def complete(self, result: Any, errors: list[GraphQLError]) -> Any:
+    def complete(self, result: Any, errors: _Outcome) -> Any:
         if isinstance(result, Exception):
             errors.append(located_error(result, self.nodes, [self.response_key]))
             return None
@@ -528,7 +568,7 @@ class CompiledOperation:
     async def _run(
         self, variant: _Variant, variables: VariableValues, context: Any, root_value: Any
     ) -> ExecutionResult:
-        errors: list[GraphQLError] = []
+        errors = _Outcome()
         data: dict[str, Any] = {}
         pending: list[tuple[_RootField, Awaitable[Any]]] = []
         # Like graphql-core: every resolver is called first, then all their results are awaited together.
@@ -558,12 +598,14 @@ class CompiledOperation:
                 raise
             for (root, _), result in zip(pending, results, strict=True):
                 data[root.response_key] = root.complete(result, errors)
+        if errors.joins:
+            await self._fill_joins(errors, variables, context, root_value)
         return ExecutionResult(data, errors or None)
 
     async def _run_serially(
         self, variant: _Variant, variables: VariableValues, context: Any, root_value: Any
     ) -> ExecutionResult:
-        errors: list[GraphQLError] = []
+        errors = _Outcome()
         data: dict[str, Any] = {}
         for response_key, root in variant.roots:
             if isinstance(root, str):
@@ -573,7 +615,69 @@ class CompiledOperation:
             if isawaitable(result):
                 result = await _settled(result)
             data[response_key] = root.complete(result, errors)
+            if errors.joins:
+                await self._fill_joins(errors, variables, context, root_value)
         return ExecutionResult(data, errors or None)
+
+    async def _fill_joins(
+        self, outcome: _Outcome, variables: VariableValues, context: Any, root_value: Any
+    ) -> None:
+        """Call the joined fields met so far, all at once (a batch gathers the level's keys), and
+        complete their values in place; the joins those values hold are the next round."""
+        while outcome.joins:
+            level, outcome.joins = outcome.joins, []
+            started = [
+                self._start_join(join, parent, path, key, variables, context, root_value)
+                for join, parent, _, key, path in level
+            ]
+            tasks = [
+                asyncio.ensure_future(_settled(value)) if isawaitable(value) else value for value in started
+            ]
+            for (join, _, data, key, path), task in zip(level, tasks, strict=True):
+                result = await task if isinstance(task, asyncio.Future) else task
+                if isinstance(result, Exception):
+                    outcome.append(located_error(result, join.nodes, _path_list((path, key))))
+                else:
+                    data[key] = join.slot.complete(result, path, key, outcome)
+
+    def _start_join(
+        self,
+        join: _JoinField,
+        parent: Any,
+        path: _Path,
+        key: str,
+        variables: VariableValues,
+        context: Any,
+        root_value: Any,
+    ) -> Any:
+        """Call the joined field's resolver; its result, or the exception it (or its arguments) raised."""
+        try:
+            args = join.args
+            if args is None:
+                args = get_argument_values(join.field, join.nodes[0], variables)
+            graphql_path = None
+            for step in _path_list((path, key)):
+                graphql_path = Path(graphql_path, step, None)
+            assert graphql_path is not None
+            info = GraphQLResolveInfo(
+                join.name,
+                join.nodes,
+                join.field.type,
+                join.parent,
+                graphql_path,
+                self._schema,
+                self._definitions,
+                root_value,
+                self._operation,
+                variables,
+                context,
+                graphql_is_awaitable,
+                None,
+                _HELPERS,
+            )
+            return join.resolve(parent, info, **args)
+        except Exception as error:
+            return error
 
 
 async def _settled(awaitable: Awaitable[Any]) -> Any:
@@ -673,6 +777,12 @@ class _Planner:
             field = type_.fields.get(name)
             if field is None:
                 continue  # graphql-core leaves an unknown field out (validation refuses it first)
+            if isinstance(field.resolve, JoinResolver):
+                join = _JoinField(field, field.resolve, type_, self._slot(field.type, sub_details, type_))
+                join.args = _constant_args(field, sub_details[0].node)
+                completer.joins[response_key] = join
+                fields.append((response_key, name, None))
+                continue
             if not isinstance(field.resolve, DictField):
                 raise _Unsupported
             key = response_key if isinstance(field.resolve, ResponseKeyField) else field.resolve.key
@@ -823,7 +933,7 @@ class _Check:
         if parent is self._root_type:
             if not is_operation_resolver(field.resolve) or is_non_null_type(field.type):
                 return False
-        elif not isinstance(field.resolve, DictField):
+        elif not isinstance(field.resolve, DictField | JoinResolver):
             return False
         named = get_named_type(field.type)
         if is_leaf_type(named):

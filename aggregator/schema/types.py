@@ -37,6 +37,7 @@ from aggregator.config.models import (
     EnumType,
     InputType,
     InterfaceType,
+    Join,
     NamedType,
     ObjectType,
     Param,
@@ -94,6 +95,18 @@ def to_wire(value: Any) -> Any:
     if isinstance(value, list):
         return [to_wire(item) for item in value]
     return value
+
+
+def _add_joins(cls: type, joins: Mapping[str, Join], built: BuiltTypes) -> None:
+    """The joined fields of an object type: Strawberry fields with their own arguments."""
+    for field_name, join in joins.items():
+        returns = python_type(TypeExpr(name=join.type.name, of=join.type.of), built.outputs)
+        stub = arguments_stub(join.params, built.inputs, returns)
+        setattr(
+            cls,
+            _attr(field_name),
+            strawberry.field(resolver=stub, name=field_name, description=join.description or None),
+        )
 
 
 def _attr(field_name: str) -> str:
@@ -338,6 +351,8 @@ def build_types(config: Config) -> BuiltTypes:
             arguments=definition.field_args,
             inputs=built.inputs,
         )
+        if isinstance(definition, ObjectType):
+            _add_joins(cls, config.joins.get(name, {}), built)
         decorate = strawberry.interface if isinstance(definition, InterfaceType) else strawberry.type
         decorate(cls, name=name, description=definition.description or None)
         built.classes.append(cls)
