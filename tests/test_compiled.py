@@ -777,3 +777,110 @@ async def test_the_runner_answers_from_the_plan_as_graphql_core_would(gw: Gatewa
     assert result.data == expected.data == {"u": None, "p": "pong"}
     assert [e.formatted for e in result.errors or ()] == expected.errors
     assert expected.errors[0]["extensions"]["code"] == "CIRCUIT_OPEN"
+
+
+# --- joined fields ---------------------------------------------------------------------------------
+
+JOIN_CONFIG = """
+types:
+  Person:
+    id: "ID!"
+    name: String
+    nick: "String!"
+    posts:
+      type: "[Article!]"
+      args: {first: Int}
+      resolve: {operation: blog.byAuthor, args: {id: $parent.id, limit: $args.first}}
+  Article:
+    id: "ID!"
+    title: String
+    authorId: ID
+    author:
+      type: Person
+      resolve: {operation: blog.person, args: {id: $parent.authorId}}
+      batch: {operation: blog.people, arg: ids, key: id}
+    editor:
+      type: Person
+      resolve: {operation: blog.person, args: {id: $parent.authorId}}
+integrations:
+  blog:
+    base_url: http://127.0.0.1:9/api
+    operations:
+      articles: {path: /articles, returns: "[Article]"}
+      person: {path: "/people/{id}", params: {id: "ID!"}, returns: Person}
+      people: {path: /people, params: {ids: "[ID!]!"}, returns: "[Person]"}
+      byAuthor: {path: "/people/{id}/articles", params: {id: "ID!", limit: Int}, returns: "[Article]"}
+"""
+ARTICLES = [
+    {"id": "1", "title": "one", "authorId": "7"},
+    {"id": "2", "title": "two", "authorId": "8"},
+    {"id": "3", "title": "three", "authorId": "7"},
+    {"id": "4", "title": "keyless"},
+]
+PEOPLE = [{"id": "7", "name": "Ada", "nick": "a"}, {"id": "8", "name": "Bob", "nick": None}]
+
+
+@pytest.fixture(scope="module")
+def joined() -> Gateway:
+    return gateway(loads(JOIN_CONFIG))
+
+
+@pytest.mark.parametrize(
+    ("answers", "query"),
+    [
+        pytest.param({"people": PEOPLE}, "{ blog_articles { id author { id name } } }", id="batched"),
+        pytest.param({"people": PEOPLE[:1]}, "{ blog_articles { author { name } } }", id="missing-key"),
+        pytest.param({"people": PEOPLE}, "{ blog_articles { author { nick } } }", id="null-in-non-null"),
+        pytest.param(
+            {"people": UpstreamTimeout("slow", integration="blog", operation="people")},
+            "{ blog_articles { title author { name } } }",
+            id="failed-batch",
+        ),
+        pytest.param({"people": {"id": "7"}}, "{ blog_articles { author { name } } }", id="not-a-list"),
+        pytest.param({"person": PEOPLE[0]}, "{ blog_articles { editor { name } } }", id="single"),
+        pytest.param(
+            {"person": CircuitOpen("open", integration="blog", operation="person")},
+            "{ blog_articles { id editor { name } } }",
+            id="failed-single",
+        ),
+        pytest.param(
+            {"people": PEOPLE, "byAuthor": ARTICLES[:2]},
+            "{ blog_articles { author { name posts(first: 2) { title author { name } } } } }",
+            id="nested-cycle",
+        ),
+        pytest.param(
+            {"person": PEOPLE[1], "byAuthor": [None]},
+            "{ blog_articles { a: editor { posts { id } } b: editor { name } } }",
+            id="null-item-in-joined-list",
+        ),
+    ],
+)
+async def test_joined_fields_complete_as_graphql_core_completes_them(
+    joined: Gateway, answers: dict[str, Any], query: str
+) -> None:
+    """A plan runs requests with joined fields, with graphql-core's data, errors and calls."""
+    joined.upstreams.answers.clear()
+    joined.upstreams.answers.update(articles=ARTICLES, **answers)
+    assert joined.plan(query) is not None
+    await assert_same(joined, query)
+
+
+async def test_errors_below_a_shared_joined_call_are_the_same_set(joined: Gateway) -> None:
+    """Parents sharing one memoised call: graphql-core orders their errors by which shared call ends
+    first, a plan by path; the data, calls and errors are the same."""
+    joined.upstreams.answers.clear()
+    joined.upstreams.answers.update(articles=ARTICLES, people=PEOPLE, byAuthor=ARTICLES[:2])
+    query = "{ blog_articles { author { posts(first: 2) { author { nick } } } } }"
+    expected = await by_graphql_core(joined, query)
+    found = await by_plan(joined, query)
+    assert (found.data, found.calls) == (expected.data, expected.calls)
+    assert sorted(map(str, found.errors)) == sorted(map(str, expected.errors))
+    assert len(found.errors) == 3
+
+
+async def test_a_plan_makes_one_batch_for_a_level_of_parents(joined: Gateway) -> None:
+    """The keys of every parent of one level go in one call, each key once."""
+    joined.upstreams.answers.clear()
+    joined.upstreams.answers.update(articles=ARTICLES, people=PEOPLE)
+    found = await by_plan(joined, "{ blog_articles { author { name } } }")
+    assert found.calls == [("articles", {}), ("people", {"ids": ["7", "8"]})]

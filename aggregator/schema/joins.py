@@ -133,14 +133,17 @@ class JoinResolver:
 
 
 class _Batch:
-    __slots__ = ("extra", "info", "keys", "resolver")
+    __slots__ = ("extra", "info", "keys", "resolver", "waiters")
 
     def __init__(self, resolver: JoinResolver, extra: dict[str, Any], info: GraphQLResolveInfo[Any]) -> None:
         self.resolver = resolver
         self.extra = extra
         self.info = info
-        # Normalised key -> (the key as sent, the future of its parents).
-        self.keys: dict[str, tuple[Any, asyncio.Future[Any]]] = {}
+        # Normalised key -> the key as sent, each once.
+        self.keys: dict[str, Any] = {}
+        # Every parent's future, in the order the parents asked: they are answered in that order, as
+        # graphql-core reports errors in the order fields end.
+        self.waiters: list[tuple[str, asyncio.Future[Any]]] = []
 
 
 class JoinLoads:
@@ -175,17 +178,22 @@ class JoinLoads:
         extra = {k: v for k, v in params.items() if k != name and k in resolver._batch_params}
         group = (id(resolver), _frozen(extra), _nodes(info) if resolver.selective else ())
         normal = _normal(value)
-        found = self._memo.get((group, normal))
-        if found is not None:
-            return found
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._memo[(group, normal)] = future
         batch = self._pending.get(group)
+        if batch is None or normal not in batch.keys:
+            # Fetched (or being fetched) for an earlier level of this request: not again.
+            found = self._memo.get((group, normal))
+            if found is not None:
+                return found
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         if batch is None:
             if not self._pending:
-                asyncio.get_running_loop().call_soon(self._flush)
+                loop.call_soon(self._flush)
             batch = self._pending[group] = _Batch(resolver, extra, info)
-        batch.keys[normal] = (value, future)
+        if normal not in batch.keys:
+            batch.keys[normal] = value
+            self._memo[(group, normal)] = future
+        batch.waiters.append((normal, future))
         return future
 
     def _flush(self) -> None:
@@ -193,18 +201,19 @@ class JoinLoads:
         for batch in pending.values():
             spec = batch.resolver.join.batch
             assert spec is not None
-            keys = list(batch.keys.values())
+            keys = list(batch.keys.items())
             for start in range(0, len(keys), spec.max_size):
-                task = asyncio.ensure_future(self._fetch(batch, keys[start : start + spec.max_size]))
+                task = asyncio.ensure_future(self._fetch(batch, dict(keys[start : start + spec.max_size])))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _fetch(self, batch: _Batch, keys: Sequence[tuple[Any, asyncio.Future[Any]]]) -> None:
+    async def _fetch(self, batch: _Batch, keys: Mapping[str, Any]) -> None:
         resolver = batch.resolver
         join = resolver.join
         spec = join.batch
         assert spec is not None
-        params = {**batch.extra, spec.arg: [value for value, _ in keys]}
+        waiters = [(normal, future) for normal, future in batch.waiters if normal in keys]
+        params = {**batch.extra, spec.arg: list(keys.values())}
         try:
             items = await resolver.call(spec.integration, spec.operation, params, batch.info)
             if not isinstance(items, list):
@@ -215,7 +224,7 @@ class JoinLoads:
                     operation=spec.operation,
                 )
         except Exception as error:
-            for _, future in keys:
+            for _, future in waiters:
                 if not future.done():
                     future.set_exception(error)
             return
@@ -223,8 +232,8 @@ class JoinLoads:
         for item in items:
             if isinstance(item, dict):
                 matched.setdefault(_normal(item.get(spec.key)), []).append(item)
-        for value, future in keys:
-            found = matched.get(_normal(value))
+        for normal, future in waiters:
+            found = matched.get(normal)
             if not future.done():
                 future.set_result(found if join.type.is_list else found[0] if found else None)
 
