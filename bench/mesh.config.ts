@@ -1,5 +1,7 @@
 // Mesh Compose config for the benchmark: one supergraph from the REST upstream (through the OpenAPI
-// description it serves), the GraphQL upstream and the gRPC upstream (@omnigraph/grpc, from its proto). bench/run.py runs `mesh-compose -c ../mesh.config.ts`
+// description it serves), the GraphQL upstream and the gRPC upstream (@omnigraph/grpc, from its proto);
+// Post.author joins a post to its user, batched by Mesh's @resolveTo with keysArg (all the posts'
+// userIds in one getUsers call). bench/run.py runs `mesh-compose -c ../mesh.config.ts`
 // from bench/node with the upstreams up; the output lands there (git-ignored).
 import { defineConfig, loadGraphQLHTTPSubgraph } from '@graphql-mesh/compose-cli';
 import { loadGrpcSubgraph } from '@omnigraph/grpc';
@@ -29,4 +31,16 @@ export const composeConfig = defineConfig({
       }),
     },
   ],
+  additionalTypeDefs: /* GraphQL */ `
+    extend type Post {
+      author: User
+        @resolveTo(
+          sourceName: "Accounts"
+          sourceTypeName: "Query"
+          sourceFieldName: "getUsers"
+          keyField: "userId"
+          keysArg: "ids"
+        )
+    }
+  `,
 });

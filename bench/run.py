@@ -202,6 +202,20 @@ def send(base_url: str, request: Request, id_base: int) -> tuple[int, Any]:
         return error.code, json.loads(error.read() or b"null")
 
 
+def calls_per_request(rest_url: str, base_url: str, request: Request) -> float:
+    """Upstream calls the REST upstream answered per request of ``request`` (ten fresh ids)."""
+
+    def calls() -> int:
+        with urllib.request.urlopen(rest_url + "/calls", timeout=10) as response:
+            count: int = json.loads(response.read())["calls"]
+            return count
+
+    before = calls()
+    for base in range(900_000, 900_010):
+        send(base_url, request, base)
+    return (calls() - before) / 10
+
+
 def open_breaker(server: Server, request: Request) -> str:
     """Send the failing call until aggregator's breaker for it is OPEN; its state at the end."""
     stats = Request(
@@ -279,6 +293,9 @@ def plan(stack: Stack, skipped: list[str], checks: list[str], keys: set[str]) ->
                 skipped.append(f"{target} / {scenario.key}: the sample check failed: {problem}")
                 continue
             data[target] = answers
+            if scenario.key in ("posts", "join") and target != "direct":
+                per = calls_per_request(stack.rest.url, base_url, request)
+                checks.append(f"{scenario.key}: {target} makes {per:g} upstream calls per request")
             jobs.setdefault(scenario.key, []).append(Job(target, server, base_url, request))
         if scenario.errors_expected:
             codes = "; ".join(

@@ -37,6 +37,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("fanout20", f"the same fan-out, every upstream call taking {FANOUT_DELAY_MS} ms"),
     Scenario("breaker", "a failing upstream (always 503) behind an open breaker", errors_expected=True),
     Scenario("trivial", "a trivial query ({ __typename }) on the same server"),
+    Scenario("posts", "20 posts, one REST call (the baseline of join)"),
+    Scenario("join", "20 posts with their authors: Post.author joined, batched into one more call"),
 )
 
 
@@ -56,6 +58,7 @@ class Fields:
 
     user: str
     order: str
+    posts: str
     product: str
     broken: str
     rest_id: str
@@ -69,6 +72,7 @@ FIELDS: dict[TargetKind, Fields] = {
     "aggregator": Fields(
         user="accounts_getUser",
         order="accounts_getOrder",
+        posts="accounts_listPosts",
         product="catalog_product",
         broken="broken_getUser",
         rest_id="ID!",
@@ -80,6 +84,7 @@ FIELDS: dict[TargetKind, Fields] = {
     "hive": Fields(
         user="getUser",
         order="getOrder",
+        posts="listPosts",
         product="product",
         broken="getBroken",
         rest_id="String!",
@@ -138,6 +143,12 @@ def _gateway_request(f: Fields, scenario: str) -> Request:
         )
     if scenario == "trivial":
         return _graphql("{ __typename }")
+    if scenario in ("posts", "join"):
+        author = " author { id name email }" if scenario == "join" else ""
+        query = f"query Posts($s: Int) {{ posts: {f.posts}(start: $s) {{ id title userId{author} }} }}"
+        request = _graphql(query, {"s": "@ID0@"})
+        # An Int variable: the id goes in unquoted.
+        return replace(request, body=(request.body or "").replace('"@ID0@"', "@ID0@"))
     raise ValueError(f"unknown scenario {scenario!r}")
 
 

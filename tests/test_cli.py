@@ -466,6 +466,8 @@ def test_demo_answers_the_sample_query_with_data_from_its_upstreams(demo: Demo) 
     assert data["users_getUser"]["name"] == "Ada Lovelace"
     assert data["users_getUser"]["address"] == {"city": "London", "country": "GB"}
     assert data["posts_search"]["total"] >= 1
+    assert data["posts_search"]["posts"][0]["author"] == {"name": "Ada Lovelace"}
+    assert data["catalog_product"]["stock"] == {"quantity": 10}
     assert data["catalog_product"]["price"] == {"amount": 19.5, "currency": "EUR"}
     assert data["inventory_stock"] == {"quantity": 40, "warehouse": "Manchester"}
     assert data["warehouse_getItem"]["location"] == "BERLIN"

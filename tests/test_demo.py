@@ -462,10 +462,11 @@ def test_the_demo_warehouse_reserves_through_a_mutation_and_refuses_too_many(dem
 
 
 def test_the_demo_catalog_is_typed_from_introspection(demo: Gateway) -> None:
-    """catalog.product has no `returns`: its Product type has exactly the fields the documents select."""
+    """catalog.product has no `returns`: its Product type has exactly the fields the documents select,
+    and the joined field extend: gives it."""
     body = demo.query('{ __type(name: "Product") { fields { name } } }')
     fields = {f["name"] for f in body["data"]["__type"]["fields"]}
-    assert fields == {"id", "name", "category", "price", "rating", "shipsInDays", "reviews"}
+    assert fields == {"id", "name", "category", "price", "rating", "shipsInDays", "reviews", "stock"}
 
 
 def test_the_demo_answers_a_catalog_query_from_the_graphql_upstream(demo: Gateway) -> None:
@@ -545,3 +546,28 @@ def test_a_callers_authorization_overrides_the_oauth2_token(demo: Gateway) -> No
     )
     assert body["data"] == {"inventory_stock": None}
     assert body["errors"][0]["extensions"]["status"] == 401
+
+
+def _users_calls(demo: Gateway) -> int:
+    body = demo.query('{ integrationStats(id: "users") { calls } }')
+    calls: int = body["data"]["integrationStats"][0]["calls"]
+    return calls
+
+
+def test_the_demo_joins_each_post_to_its_author_in_one_batched_call(demo: Gateway) -> None:
+    """Post.author (REST -> REST): seven posts by five authors, one call to the users API."""
+    before = _users_calls(demo)
+    body = demo.query('{ posts_search(q: "") { posts { title author { id name } } } }')
+    authors = [post["author"]["name"] for post in body["data"]["posts_search"]["posts"]]
+    assert authors[:3] == ["Ada Lovelace", "Ada Lovelace", "Grace Hopper"]
+    assert _users_calls(demo) == before + 1
+
+
+def test_the_demo_joins_a_catalog_product_to_its_stock_in_the_grpc_warehouse(demo: Gateway) -> None:
+    """Product.stock (GraphQL -> gRPC), an extend: of a type derived from the catalog's schema."""
+    body = demo.query('{ catalog_product(id: "3") { name stock { productId quantity location } } }')
+    assert body["data"]["catalog_product"]["stock"] == {
+        "productId": "3",
+        "quantity": 30,
+        "location": "BERLIN",
+    }

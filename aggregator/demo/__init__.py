@@ -46,9 +46,9 @@ GRPC_UPSTREAM = "DEMO_WAREHOUSE_URL"
 SAMPLE_QUERY = """\
 query Demo {
   users_getUser(id: "1") { name email address { city country } tags }
-  posts_search(q: "numbers", tags: ["math"]) { total posts { title createdAt } }
+  posts_search(q: "numbers", tags: ["math"]) { total posts { title createdAt author { name } } }
   recommendations_forUser(userId: "1") { title score }
-  catalog_product(id: "1") { name price { amount currency } rating reviews { stars text } }
+  catalog_product(id: "1") { name price { amount currency } rating reviews { stars text } stock { quantity } }
   inventory_stock(productId: "1") { quantity warehouse }
   warehouse_getItem(productId: "1") { quantity reserved location restockedAt unitWeightGrams }
   integrationStats { integrationId circuitState calls successes failuresTotal }

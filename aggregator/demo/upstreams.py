@@ -240,7 +240,12 @@ def create_rest_app() -> Starlette:
         if isinstance(limit, Response):
             return limit
         tag = request.query_params.get("tag")
-        users = [u for u in state.users.values() if tag is None or tag in u["tags"]]
+        ids = set(request.query_params.getlist("ids"))
+        users = [
+            u
+            for u in state.users.values()
+            if (tag is None or tag in u["tags"]) and (not ids or u["id"] in ids)
+        ]
         return JSONResponse(users[: max(limit, 0)])
 
     async def get_user(request: Request) -> Response:

@@ -1,5 +1,7 @@
 // The benchmark's REST upstream: users with a nested address and orders with a money total, a route
-// that always fails (for the breaker scenario), and its own OpenAPI 3.0 description at /openapi.json.
+// that always fails (for the breaker scenario), pages of 20 posts and a batch of users by ids (for the
+// join scenario), and its own OpenAPI 3.0 description at /openapi.json. `GET /calls` says how many
+// calls it answered (the join scenario's calls per request are read from it).
 // Answers are computed from the id, so every id exists and every target sees the same data.
 // Usage: node rest.mjs [--port 4001] [--latency-ms 0]; `?delayMs=N` on a call overrides the latency.
 import http from 'node:http';
@@ -42,6 +44,17 @@ function order(id) {
   };
 }
 
+const POSTS_PER_PAGE = 20;
+
+// Page `start`: posts start .. start+19, post n written by user n (twenty authors per page).
+function posts(start) {
+  const first = Number.parseInt(start, 10) || 0;
+  return Array.from({ length: POSTS_PER_PAGE }, (_, k) => {
+    const n = first + k;
+    return { id: String(n), userId: String(n), title: `Post ${n}` };
+  });
+}
+
 const delayParam = {
   name: 'delayMs',
   in: 'query',
@@ -68,6 +81,43 @@ const OPENAPI = JSON.stringify({
         operationId: 'getOrder',
         parameters: [idParam, delayParam],
         responses: { 200: { description: 'The order', ...json('Order') } },
+      },
+    },
+    '/posts': {
+      get: {
+        operationId: 'listPosts',
+        parameters: [{ name: 'start', in: 'query', required: false, schema: { type: 'integer' } }],
+        responses: {
+          200: {
+            description: 'A page of posts',
+            content: {
+              'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/Post' } } },
+            },
+          },
+        },
+      },
+    },
+    '/users': {
+      get: {
+        operationId: 'getUsers',
+        parameters: [
+          {
+            name: 'ids',
+            in: 'query',
+            required: true,
+            style: 'form',
+            explode: true,
+            schema: { type: 'array', items: { type: 'string' } },
+          },
+        ],
+        responses: {
+          200: {
+            description: 'The users with these ids',
+            content: {
+              'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/User' } } },
+            },
+          },
+        },
       },
     },
     '/broken/{id}': {
@@ -100,6 +150,11 @@ const OPENAPI = JSON.stringify({
           address: { $ref: '#/components/schemas/Address' },
           tags: { type: 'array', items: { type: 'string' } },
         },
+      },
+      Post: {
+        type: 'object',
+        required: ['id'],
+        properties: { id: { type: 'string' }, userId: { type: 'string' }, title: { type: 'string' } },
       },
       Money: {
         type: 'object',
@@ -134,6 +189,8 @@ function send(res, status, body) {
   res.end(body);
 }
 
+let calls = 0;
+
 const server = http.createServer((req, res) => {
   const q = req.url.indexOf('?');
   const path = q < 0 ? req.url : req.url.slice(0, q);
@@ -141,6 +198,13 @@ const server = http.createServer((req, res) => {
   const delay = query.has('delayMs') ? Number(query.get('delayMs')) : latencyMs;
   if (path === '/openapi.json') return send(res, 200, OPENAPI);
   if (path === '/healthz') return send(res, 200, '{"status":"ok"}');
+  if (path === '/calls') return send(res, 200, JSON.stringify({ calls }));
+  calls += 1;
+  if (path === '/posts') return later(delay, () => send(res, 200, JSON.stringify(posts(query.get('start')))));
+  if (path === '/users') {
+    const body = JSON.stringify(query.getAll('ids').map(user));
+    return later(delay, () => send(res, 200, body));
+  }
   if (path.startsWith('/broken/')) return send(res, 503, '{"error":"unavailable"}');
   for (const [pattern, make] of ROUTES) {
     const match = pattern.exec(path);
