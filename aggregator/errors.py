@@ -79,16 +79,23 @@ class AggregatorError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong in a config file: where it is, which key, and what to do about it."""
+    """One thing wrong in a config file: where it is, which key, and what to do about it.
+
+    A problem inside a document the key names (an OpenAPI document) also gives that ``document`` and
+    the JSON ``pointer`` of the problem in it.
+    """
 
     file: str
     line: int
     key: str
     message: str
+    document: str = ""
+    pointer: str = ""
 
     def __str__(self) -> str:
         where = f"{self.key}: " if self.key else ""
-        return f"{self.file}:{self.line}: {where}{self.message}"
+        inside = f"{self.document}{'#' + self.pointer if self.pointer else ''}: " if self.document else ""
+        return f"{self.file}:{self.line}: {where}{inside}{self.message}"
 
 
 class ConfigError(AggregatorError):

@@ -37,6 +37,8 @@ ENV = {
     "CATALOG_TOKEN": "catalog-token",
     "GITHUB_TOKEN": "github-token",
 }
+OPENAPI = Path(__file__).resolve().parent / "openapi"
+GITHUB = Path(__file__).resolve().parent / "node/node_modules/@octokit/openapi/generated/api.github.com.json"
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,10 @@ def manifest_example() -> str:
 def base_dir(tmp_path: Path) -> Path:
     """A folder holding catalog.graphql, the demo catalog's SDL, for `schema: catalog.graphql`,
     persisted-documents.json, the README's manifest example, the demo warehouse's proto for
-    `proto: protos/inventory.proto`, and the files `tls:` blocks name."""
+    `proto: protos/inventory.proto`, the files `tls:` blocks name, and specs/ with the OpenAPI
+    documents the import examples name (GitHub's from tests/node)."""
+    if not GITHUB.exists():
+        pytest.skip("GitHub's OpenAPI document is missing: run `make tests/node/node_modules/.installed`")
     (tmp_path / "catalog.graphql").write_text(str(catalog_schema()), encoding="utf-8")
     (tmp_path / "persisted-documents.json").write_text(manifest_example(), encoding="utf-8")
     (tmp_path / "protos").mkdir()
@@ -79,6 +84,9 @@ def base_dir(tmp_path: Path) -> Path:
     (tmp_path / "certs").mkdir()
     for name in ("internal-ca.pem", "client.pem", "client.key"):
         (tmp_path / "certs" / name).write_text("read when the upstream starts, not when the file loads")
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "petstore.yaml").symlink_to(OPENAPI / "petstore.yaml")
+    (tmp_path / "specs" / "github.json").symlink_to(GITHUB)
     return tmp_path
 
 

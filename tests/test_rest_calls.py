@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from conftest import StartUpstream
 from servers import closed_port_url, never_answer, read_request, serve_asgi, serve_raw
 from upstream_apps import Answer, Received, RecordingUpstream
 
-from aggregator.config.models import ApiKeyAuth, BearerAuth, Operation, RetryPolicy, Secret
+from aggregator.config.models import ApiKeyAuth, BearerAuth, Operation, ParamStyle, RetryPolicy, Secret
 from aggregator.errors import (
     InvalidParams,
     UpstreamBadResponse,
@@ -207,6 +208,30 @@ async def test_query_values_follow_the_contract(upstream: Upstream) -> None:
         ("n", "3"),
         ("f", "1.5"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("style", "explode", "value", "pairs"),
+    [
+        ("form", True, [1, 2], [("a", "1"), ("a", "2")]),
+        ("form", False, [1, None, 2], [("a", "1,2")]),
+        ("spaceDelimited", False, ["x", "y"], [("a", "x y")]),
+        ("pipeDelimited", False, ["x", "y"], [("a", "x|y")]),
+        ("form", False, [], []),
+        ("form", False, "one", [("a", "one")]),
+        ("deepObject", False, {"state": "open", "n": 2, "gone": None}, [("a[state]", "open"), ("a[n]", "2")]),
+        ("deepObject", False, {"k": {"j": True}}, [("a[k][j]", "true")]),
+        ("form", True, {"k": 1}, [("a", '{"k":1}')]),
+    ],
+)
+async def test_query_values_follow_the_params_style_and_explode(
+    upstream: Upstream, style: ParamStyle, explode: bool, value: object, pairs: list[tuple[str, str]]
+) -> None:
+    """Lists repeat the key when exploded, else join with the style's delimiter; deepObject brackets keys."""
+    await upstream.call(
+        operation(params=(replace(param("a", "JSON"), style=style, explode=explode),)), {"a": value}
+    )
+    assert upstream.only.query == pairs
 
 
 async def test_a_header_param_is_sent_as_a_header(upstream: Upstream) -> None:
@@ -443,6 +468,15 @@ async def test_a_json_body_is_decoded_whatever_its_content_type(upstream: Upstre
     """An upstream that labels JSON as text/html still gives the decoded value."""
     upstream.answers(200, b'{"id": "1"}', content_type="text/html")
     assert await upstream.call() == {"id": "1"}
+
+
+@pytest.mark.parametrize(("status", "body"), [(204, b""), (200, b"")])
+async def test_a_bodiless_success_of_a_boolean_operation_is_true(
+    upstream: Upstream, status: int, body: bytes
+) -> None:
+    """An operation returning Boolean (an OpenAPI 204) answers true when the success has no body."""
+    upstream.answers(status, body)
+    assert await upstream.call(operation(method="DELETE", returns="Boolean"), {}) is True
 
 
 async def test_head_answers_none(upstream: Upstream) -> None:

@@ -31,7 +31,7 @@ class Kind:
 
 
 KINDS: Mapping[IntegrationType, Kind] = {
-    "rest": Kind(read_rest_operation),
+    "rest": Kind(read_rest_operation, keys=("openapi", "include", "exclude")),
     "graphql": Kind(read_graphql_operation, keys=("schema", "expose")),
     "grpc": Kind(read_grpc_operation, keys=("proto", "proto_paths", "reflection"), base_url=grpc_url),
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar, get_args
@@ -21,6 +22,7 @@ from aggregator.config.grpc_schema import Services
 from aggregator.config.joins import read_joins
 from aggregator.config.kinds import KINDS, OWN_KEYS
 from aggregator.config.models import (
+    SCALARS,
     Config,
     Expose,
     GrpcService,
@@ -31,11 +33,12 @@ from aggregator.config.models import (
     Secret,
     TlsFiles,
 )
+from aggregator.config.openapi_keys import read_openapi
 from aggregator.config.operations import OperationScope
 from aggregator.config.policies import Defaults, breaker_policy, read_defaults, read_server, retry_policy
 from aggregator.config.tls import read_tls
 from aggregator.config.tree import Node, Reader, child_path, read_yaml
-from aggregator.config.typedefs import read_types
+from aggregator.config.typedefs import RESERVED_TYPE_NAMES, read_types
 from aggregator.config.upstream_schema import SchemaProblem, schema_from_sdl_file
 from aggregator.config.values import (
     boolean,
@@ -75,6 +78,9 @@ _INTEGRATION_KEYS = (
     "reflection",
     "tls",
     "expose",
+    "openapi",
+    "include",
+    "exclude",
     "operations",
 )
 # Fields of the gateway's own Query type that an operation's field must not take.
@@ -135,6 +141,8 @@ class _Loader:
         self.base_dir = base_dir
         # GraphQL field name -> the node that claimed it: every operation's field must be unique.
         self.claimed: dict[str, Node] = {}
+        # `types:` and every type imported from OpenAPI documents so far.
+        self.types: dict[str, NamedType] = {}
 
     def config(self, root: Node | None) -> Config:
         reader = self.reader
@@ -143,9 +151,10 @@ class _Loader:
                 reader.report_at(1, "", f"the file is empty; it needs integrations:, e.g. {_EXAMPLE}")
             return Config(source=reader.source)
         top = reader.fields(root, _TOP_KEYS)
-        # grpc integrations add the message and enum types of their protos.
+        # grpc integrations add the message and enum types of their protos, OpenAPI imports theirs.
         declared, joined = read_types(reader, top.get("types"))
         types: dict[str, NamedType] = dict(declared)
+        self.types = types
         defaults = read_defaults(reader, top.get("defaults"))
         default_tls = read_tls(reader, defaults.tls, self.base_dir)
         integrations: dict[str, Integration] = {}
@@ -206,6 +215,7 @@ class _Loader:
         schema_path, schema = self._schema(entries.get("schema"), kind)
         grpc = self._grpc(node, entries, kind, types)
         expose = self._expose(entries.get("expose"), kind, schema, schema_path)
+        imported = self._openapi(iid, entries, kind, timeout)
         forward_headers, forward_overrides_auth = read_forward_headers(reader, entries.get("forward_headers"))
         operations = self.operations(
             node,
@@ -213,6 +223,7 @@ class _Loader:
             OperationScope(iid, types, timeout, schema),
             kind,
             optional=expose is not None,
+            imported=imported,
         )
         if grpc is not None and grpc[1] is not None:
             operations = type_grpc_operations(
@@ -270,6 +281,23 @@ class _Loader:
                 True if defaults.follow_redirects is None else defaults.follow_redirects,
             ),
         )
+
+    def _openapi(
+        self, iid: str, entries: Mapping[str, Node], kind: IntegrationType, timeout: float
+    ) -> dict[str, Operation] | None:
+        """The operations imported by `openapi:` (their types joined to ``self.types``), or None."""
+        if "openapi" not in KINDS[kind].keys:
+            return None  # reported as a key of another kind
+        taken = {*self.types, *SCALARS, *RESERVED_TYPE_NAMES}
+        imported = read_openapi(
+            self.reader, entries, integration=iid, base_dir=self.base_dir, timeout=timeout, taken=taken
+        )
+        if imported is None:
+            return None
+        self.types.update(imported.types)
+        for operation in imported.operations.values():
+            self._claim(operation.field, entries["openapi"])
+        return imported.operations
 
     def _type(self, node: Node | None) -> IntegrationType | None:
         """The integration's type; ``None`` when it cannot be loaded (a bad type, reported)."""
@@ -356,11 +384,14 @@ class _Loader:
         kind: IntegrationType,
         *,
         optional: bool = False,
+        imported: Mapping[str, Operation] | None = None,
     ) -> dict[str, Operation]:
+        """Hand-written operations, added to the imported ones; one with an imported id replaces it."""
         reader = self.reader
         entries = reader.mapping(node)
-        if not entries and optional:
-            return {}
+        operations: dict[str, Operation] = dict(imported or {})
+        if not entries and (optional or imported is not None):
+            return operations
         if not entries:
             line = node.line if node is not None else integration.line
             reader.report_at(
@@ -368,9 +399,9 @@ class _Loader:
                 child_path(integration.path, "operations"),
                 "an integration needs operations:, a mapping of operation id -> operation",
             )
-        operations: dict[str, Operation] = {}
         for oid, op_node in entries.items():
-            if not is_name(oid):
+            replaced = operations.get(oid) if imported is not None and oid in imported else None
+            if not is_name(oid) and replaced is None:
                 reader.report(
                     op_node,
                     f"operation id '{oid}' is not a valid GraphQL name part: use letters, digits and _, "
@@ -382,7 +413,16 @@ class _Loader:
                 )
                 continue
             operation = KINDS[kind].read_operation(reader, oid, op_node, scope)
-            self._claim(operation.field, reader.mapping(op_node).get("field", op_node))
+            field_node = reader.mapping(op_node).get("field")
+            if replaced is not None:
+                # The replacement keeps the imported field name unless it names its own.
+                if field_node is None:
+                    operation = replace(operation, field=replaced.field)
+                if operation.field == replaced.field:
+                    operations[oid] = operation
+                    continue
+                self.claimed.pop(replaced.field, None)
+            self._claim(operation.field, field_node or op_node)
             operations[oid] = operation
         return operations
 

@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 HttpMethod = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 ParamLocation = Literal["path", "query", "header", "body"]
+# How a query value is spelled (OpenAPI's `style`): form `a=1&a=2` (or `a=1,2` without explode),
+# spaceDelimited `a=1 2`, pipeDelimited `a=1|2`, deepObject `a[k]=v`; path and header values are simple.
+ParamStyle = Literal["form", "simple", "spaceDelimited", "pipeDelimited", "deepObject"]
 Jitter = Literal["full", "equal", "none"]
 IntegrationType = Literal["rest", "graphql", "grpc"]
 FieldKind = Literal["query", "mutation"]
@@ -168,6 +171,9 @@ class Param:
     # A GraphQL upstream operation's param typed with the upstream's own type (``IssueState``): its
     # ``type`` is JSON of that shape until the upstream's schema is known and derives the type.
     upstream_type: TypeExpr | None = None
+    # How a query value is spelled (OpenAPI's style and explode; see ParamStyle).
+    style: ParamStyle = "form"
+    explode: bool = True
 
     @property
     def required(self) -> bool:
@@ -336,6 +342,9 @@ class UnionType:
     discriminator: str | None = None
     # Discriminator value -> object type name; a value not listed names the type of that name.
     mapping: Mapping[str, str] = field(default_factory=_frozen_map)
+    # An OpenAPI oneOf/anyOf: a value whose discriminator (if any) names no member is the member whose
+    # properties best match its keys.
+    by_shape: bool = False
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,10 @@ class Reader:
     def report_at(self, line: int, path: str, message: str) -> None:
         self.problems.append(Problem(self.source, line, path, message))
 
+    def report_in_document(self, node: Node, document: str, pointer: str, message: str) -> None:
+        """A problem inside the document that ``node`` names (an OpenAPI file), at a JSON pointer."""
+        self.problems.append(Problem(self.source, node.line, node.path, message, document, pointer))
+
     def report(self, node: Node, message: str) -> None:
         """A problem with ``node``; values that came from the environment are masked in the message."""
         for value in node.env:

@@ -301,6 +301,16 @@ def _with_known_joins(config: Config) -> Config:
     return replace(config, joins=joins)
 
 
+def _shapes(config: Config, union: UnionType) -> dict[str, frozenset[str]]:
+    """Each member's wire keys: how an imported union picks a member when its discriminator does not."""
+    shapes: dict[str, frozenset[str]] = {}
+    for member in union.types:
+        definition = config.types[member]
+        assert isinstance(definition, ObjectType)
+        shapes[member] = frozenset(definition.wire_name(field) for field in definition.fields)
+    return shapes
+
+
 def _wire_name(definition: NamedType, field_name: str) -> str:
     return definition.wire_name(field_name) if isinstance(definition, ObjectType) else field_name
 
@@ -334,7 +344,11 @@ def _bind(
             gql_type.is_type_of = None
         elif isinstance(definition, UnionType) and isinstance(gql_type, GraphQLUnionType):
             gql_type.resolve_type = TypeResolver(
-                name, definition.types, definition.discriminator, definition.mapping
+                name,
+                definition.types,
+                definition.discriminator,
+                definition.mapping,
+                _shapes(config, definition) if definition.by_shape else None,
             )
         elif isinstance(gql_type, GraphQLInterfaceType):
             possible = [t.name for t in core.get_possible_types(gql_type)]

@@ -154,12 +154,15 @@ class TypeResolver:
     """The ``resolve_type`` of a config interface or union: the concrete type a JSON object names.
 
     The name is the object's ``__typename`` (as a GraphQL upstream sends it), or with a
-    ``discriminator`` the value of that property, through ``mapping`` where it lists the value. A value
-    that names no possible type is the upstream's fault: UPSTREAM_BAD_RESPONSE, saying what was found.
+    ``discriminator`` the value of that property, through ``mapping`` where it lists the value. With
+    ``shapes`` (each possible type's wire keys: an OpenAPI ``oneOf``), an object naming no type is the
+    type whose keys it matches best: the most of its keys declared, then the fewest declared missing.
+    A value that names no possible type is the upstream's fault: UPSTREAM_BAD_RESPONSE, saying what
+    was found.
     A class rather than a closure so that a plan can recognise it and call it itself.
     """
 
-    __slots__ = ("abstract", "key", "mapping", "possible")
+    __slots__ = ("abstract", "key", "mapping", "possible", "shapes")
 
     def __init__(
         self,
@@ -167,11 +170,13 @@ class TypeResolver:
         possible: Iterable[str],
         discriminator: str | None = None,
         mapping: Mapping[str, str] | None = None,
+        shapes: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.abstract = abstract
         self.possible = frozenset(possible)
         self.key = discriminator or "__typename"
         self.mapping = dict(mapping or {})
+        self.shapes = dict(shapes or {})
 
     def name(self, value: Any) -> str:
         if not isinstance(value, dict):
@@ -181,6 +186,9 @@ class TypeResolver:
             )
         found = value.get(self.key)
         name = self.mapping.get(found, found) if isinstance(found, str) else None
+        if name not in self.possible and self.shapes:
+            keys = value.keys()
+            name = max(self.shapes, key=lambda n: (len(self.shapes[n] & keys), -len(self.shapes[n] - keys)))
         if name not in self.possible:
             shown = "no " + self.key if found is None else f"{self.key} {found!r}"
             raise UpstreamBadResponse(

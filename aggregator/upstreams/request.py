@@ -20,19 +20,64 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from aggregator.config.models import Integration, Operation, Secret
+import orjson
+
+from aggregator.config.models import Integration, Operation, ParamStyle, Secret
 from aggregator.config.values import CONNECTION_HEADERS
 from aggregator.errors import InvalidParams
 from aggregator.upstreams.auth import Authenticator
 from aggregator.upstreams.http import set_header
 
-__all__ = ["REQUEST_ID_HEADER", "RequestParts", "header_value"]
+__all__ = ["REQUEST_ID_HEADER", "RequestParts", "header_value", "query_pairs", "wire_text"]
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
 _LINE_BREAKS = re.compile(r"[\r\n\0]")
 # Forwarded headers whose values are redacted from errors: credentials by name.
 _CREDENTIAL_HINTS = ("authorization", "cookie", "token", "key", "secret", "session", "password")
+
+
+def wire_text(value: Any) -> str:
+    """How a scalar travels in a path, query or header: JSON spelling for booleans and containers."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+_DELIMITERS: dict[str, str] = {"form": ",", "spaceDelimited": " ", "pipeDelimited": "|"}
+
+
+def query_pairs(name: str, value: Any, style: ParamStyle, explode: bool) -> list[tuple[str, str]]:
+    """A query value as key/value pairs, spelled as OpenAPI's ``style`` and ``explode`` say.
+
+    Lists: repeated keys when exploded (``a=1&a=2``), else one key with the items joined by the
+    style's delimiter (``a=1,2``, ``a=1 2``, ``a=1|2``). Objects: ``deepObject`` gives
+    ``a[k]=v`` (nested objects nest the brackets); in any other style an object travels as JSON
+    text under its name (OpenAPI's exploded form would drop the name). Null values and items are
+    left out.
+    """
+    if isinstance(value, dict):
+        return _deep(name, value) if style == "deepObject" else [(name, wire_text(value))]
+    items = _list(value)
+    if explode or not isinstance(value, list | tuple):
+        return [(name, wire_text(item)) for item in items]
+    return [(name, _DELIMITERS.get(style, ",").join(wire_text(item) for item in items))] if items else []
+
+
+def _deep(key: str, value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() if v is not None for pair in _deep(f"{key}[{k}]", v)]
+    return [(key, wire_text(item)) for item in _list(value)]
+
+
+def _list(value: Any) -> list[Any]:
+    """A value's items: a list's non-null items, or the value itself."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return [item for item in items if item is not None]
 
 
 def header_value(where: str, name: str, value: str) -> str:

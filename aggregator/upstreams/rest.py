@@ -11,7 +11,8 @@ How it behaves:
   place, ``request.py`` (its docstring gives the order).
 - Redirects are not followed (credentials must not travel to another host): a 3xx answer is an
   UpstreamHTTPError carrying its status, which the breaker counts as the upstream being healthy.
-- A 2xx answer is decoded as JSON. An empty body, 204, 205 or a HEAD request give None. A body that
+- A 2xx answer is decoded as JSON. An empty body, 204, 205 or a HEAD request give None, or true
+  when the operation returns Boolean. A body that
   is not JSON is UpstreamBadResponse if it was declared JSON or the operation returns anything but a
   string-like scalar (String, ID, DateTime, JSON); otherwise it is returned as text.
 - Path values are percent-encoded whole (``quote(value, safe="")``); a value that is exactly ``.``
@@ -43,7 +44,7 @@ from aggregator.upstreams.http import (
     redact,
     set_header,
 )
-from aggregator.upstreams.request import REQUEST_ID_HEADER, header_value
+from aggregator.upstreams.request import REQUEST_ID_HEADER, header_value, query_pairs, wire_text
 from aggregator.upstreams.selection import ClientSelection
 
 __all__ = ["REQUEST_ID_HEADER", "RestRequest", "RestUpstream"]
@@ -52,6 +53,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
 _DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
 _TEXT_SCALARS = frozenset({"String", "ID", "DateTime", "JSON"})
 _EMPTY_STATUSES = frozenset({204, 205})
+_BOOLEAN = TypeExpr(name="Boolean")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +146,9 @@ class RestUpstream(HttpUpstream):
             elif param.location == "path":
                 segments[param.wire] = _path_segment(where, param.name, value)
             elif param.location == "query":
-                query.extend((param.wire, _text(item)) for item in _items(value))
+                query.extend(query_pairs(param.wire, value, param.style, param.explode))
             else:
-                header_params[param.wire] = header_value(where, param.wire, _text(value))
+                header_params[param.wire] = header_value(where, param.wire, wire_text(value))
 
         headers = dict(self._parts.headers)
         forwarded = self._parts.forward(where, headers, forwarded_headers, explicit=header_params.keys())
@@ -193,7 +195,8 @@ class RestUpstream(HttpUpstream):
             if not response.is_success:
                 raise error_for_status(response, self._secrets(request), now_wall=self.clock.wall())
             if not response.content or response.status_code in _EMPTY_STATUSES or request.method == "HEAD":
-                return None
+                # An operation that returns Boolean (an OpenAPI 204) answers true for a bodiless success.
+                return True if request.operation.returns == _BOOLEAN else None
             return _decode(response, request.operation.returns)
         except UpstreamError as error:
             error.integration = self._integration.id
@@ -244,25 +247,8 @@ class RestUpstream(HttpUpstream):
         return self._parts.secrets | self._auth.secrets() | forwarded
 
 
-def _text(value: Any) -> str:
-    """How a scalar travels in a path, query or header: JSON spelling for booleans and containers."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return orjson.dumps(value).decode()
-
-
-def _items(value: Any) -> list[Any]:
-    """A query value's items: a list becomes repeated keys; null items are left out like null values."""
-    items = value if isinstance(value, list | tuple) else [value]
-    return [item for item in items if item is not None]
-
-
 def _path_segment(where: str, name: str, value: Any) -> str:
-    text = _text(value)
+    text = wire_text(value)
     if not text:
         raise InvalidParams(f"{where}: path param {name} must not be empty")
     return _DOT_SEGMENTS.get(text) or quote(text, safe="")
