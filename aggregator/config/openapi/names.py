@@ -18,7 +18,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-__all__ = ["Scope", "assign", "enum_value_name", "member_name", "operation_id_for", "sanitize"]
+__all__ = [
+    "Scope",
+    "assign",
+    "enum_value_name",
+    "member_name",
+    "member_names",
+    "operation_id_for",
+    "sanitize",
+]
 
 _OUTSIDE = re.compile(r"[^_0-9A-Za-z]+")
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
@@ -78,6 +86,11 @@ def assign(wires: Iterable[str], scope: Scope, rule: Callable[[str], str] | None
         if wire not in names:
             names[wire] = scope.claim(name)
     return {wire: names[wire] for wire in wanted}
+
+
+def member_names(wires: Iterable[str]) -> dict[str, str]:
+    """GraphQL names for the members of one fresh scope (the arguments of a field), by ``member_name``."""
+    return assign(wires, Scope())
 
 
 def enum_value_name(value: str) -> str:

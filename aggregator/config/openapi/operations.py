@@ -27,8 +27,8 @@ from aggregator.config.models import (
     ParamStyle,
     TypeExpr,
 )
-from aggregator.config.openapi.names import operation_id_for, sanitize
-from aggregator.config.openapi.schemas import JSON, SchemaMapper, member_names
+from aggregator.config.openapi.names import member_names, operation_id_for, sanitize
+from aggregator.config.openapi.schemas import JSON, SchemaMapper
 from aggregator.config.openapi.source import At, Documents
 
 __all__ = ["Found", "find_operations", "import_operation"]

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.config.models import TypeExpr
-from aggregator.config.openapi.names import Scope, assign, enum_value_name, member_name, sanitize
+from aggregator.config.openapi.names import Scope, assign, enum_value_name, sanitize
 from aggregator.config.openapi.source import At, Documents, component_name
 
-__all__ = ["EnumIR", "FieldIR", "ObjectIR", "SchemaMapper", "UnionIR"]
+__all__ = ["JSON", "EnumIR", "FieldIR", "ObjectIR", "SchemaMapper", "UnionIR"]
 
 JSON = TypeExpr(name="JSON")
 _INT32 = 2**31
@@ -70,10 +70,9 @@ class UnionIR:
 
 @dataclass
 class _Merged:
-    """An object schema with its ``allOf`` parts merged: properties in order, required names."""
+    """An object schema with its ``allOf`` parts merged: properties in order, and a description."""
 
     properties: dict[str, At]
-    required: set[str]
     description: str
 
 
@@ -225,8 +224,8 @@ class SchemaMapper:
         return expr
 
     def _merge(self, at: At) -> _Merged:
-        """Properties and required names of ``at`` and, recursively, of its ``allOf`` parts."""
-        merged = _Merged({}, set(), _description(at.value))
+        """The properties of ``at`` and, recursively, of its ``allOf`` parts."""
+        merged = _Merged({}, _description(at.value))
         self._merge_into(merged, at, set())
         return merged
 
@@ -242,9 +241,6 @@ class SchemaMapper:
         if properties is not None:
             for wire, prop in properties.items():
                 merged.properties.setdefault(wire, prop)
-        required = at.value.get("required")
-        if isinstance(required, list):
-            merged.required.update(str(r) for r in required)
         if not merged.description:
             merged.description = _description(at.value)
 
@@ -265,11 +261,6 @@ class SchemaMapper:
             return True
         seen.add(named)
         return all(self._input_safe(f.type, seen) for f in obj.fields.values())
-
-
-def member_names(wires: Collection[str], reserved: Collection[str] = ()) -> dict[str, str]:
-    """GraphQL names for the arguments of one field (names.py's member rule, kept distinct)."""
-    return assign(wires, Scope(reserved), member_name)
 
 
 def _ref_at(at: At, ref: str) -> At:
