@@ -56,7 +56,7 @@ def read_openapi(
         location, integration=integration, include=include, exclude=exclude, timeout=timeout, taken=taken
     )
     _report(reader, node, source, location, imported, entries)
-    return OpenAPIImport(imported.operations, _types(imported))
+    return OpenAPIImport(imported.operations, _types(imported, _reached(imported)))
 
 
 def _include(reader: Reader, node: Node | None) -> dict[str, str | None] | None:
@@ -125,9 +125,32 @@ def _id_nodes(node: Node | None) -> dict[str, Node]:
     return {str(item.value): item for item in node.value} if isinstance(node.value, list) else {}
 
 
-def _types(imported: Imported) -> dict[str, NamedType]:
+def _reached(imported: Imported) -> set[str]:
+    """The type names the operations reach: a type mapped on the way and then given up (a body's
+    union that made the body JSON) is left out."""
+    pending = [
+        expr.named
+        for op in imported.operations.values()
+        for expr in (op.returns, *(param.type for param in op.params))
+    ]
+    reached: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        if name in imported.objects:
+            pending.extend(f.type.named for f in imported.objects[name].fields.values())
+        elif name in imported.unions:
+            pending.extend(imported.unions[name].members)
+    return reached
+
+
+def _types(imported: Imported, reached: set[str]) -> dict[str, NamedType]:
     types: dict[str, NamedType] = {}
     for name, obj in imported.objects.items():
+        if name not in reached:
+            continue
         types[name] = ObjectType(
             name,
             MappingProxyType({f: fi.type for f, fi in obj.fields.items()}),
@@ -138,9 +161,13 @@ def _types(imported: Imported) -> dict[str, NamedType]:
             wire_names=MappingProxyType({f: fi.wire for f, fi in obj.fields.items() if fi.wire != f}),
         )
     for name, enum in imported.enums.items():
+        if name not in reached:
+            continue
         values = tuple(EnumValue(gql, wire) for gql, wire in enum.values.items())
         types[name] = EnumType(name, values, description=enum.description)
     for name, union in imported.unions.items():
+        if name not in reached:
+            continue
         types[name] = UnionType(
             name,
             union.members,
