@@ -114,6 +114,7 @@ class ConfigError(AggregatorError):
 BAD_REQUEST = "BAD_REQUEST"  # not a well-formed GraphQL-over-HTTP request
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"  # the document is not GraphQL (Apollo's name)
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"  # not valid against the schema (Apollo's name)
+BAD_USER_INPUT = "BAD_USER_INPUT"  # variables that do not fit their types (Apollo's name)
 QUERY_TOO_LARGE = "QUERY_TOO_LARGE"  # over server.max_aliases fields
 QUERY_TOO_DEEP = "QUERY_TOO_DEEP"  # over server.max_depth levels
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"  # unknown hash: send the query with it (Apollo's)
@@ -160,7 +161,7 @@ class InvalidParams(CallError):
 class BadUserInput(CallError):
     """An argument value the schema accepts but that names nothing (Apollo's code for it)."""
 
-    code = "BAD_USER_INPUT"
+    code = BAD_USER_INPUT
 
 
 class UpstreamError(AggregatorError):

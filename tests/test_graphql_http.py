@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from gateway import Directory, Gateway, serve_gateway
@@ -110,15 +111,18 @@ def test_request_errors_carry_the_codes_clients_know(
     assert [e["extensions"]["code"] for e in body["errors"]] == [code] * len(body["errors"])
 
 
-def test_variables_of_the_wrong_type_are_a_request_error(gateway: Gateway) -> None:
-    """Variables that do not coerce stop the request before execution: 400 and no data."""
+@pytest.mark.parametrize("variables", [{"id": {"a": 1}}, {}], ids=["wrong-type", "missing"])
+def test_variables_of_the_wrong_type_are_a_request_error(gateway: Gateway, variables: dict[str, Any]) -> None:
+    """Variables that do not coerce stop the request before execution: 400, no data, BAD_USER_INPUT."""
     response = gateway.http.post(
         "/graphql",
-        json={"query": "query($id: ID!) { users_getUser(id: $id) { name } }", "variables": {"id": {"a": 1}}},
+        json={"query": "query($id: ID!) { users_getUser(id: $id) { name } }", "variables": variables},
         headers={"accept": GRAPHQL_RESPONSE},
     )
     assert response.status_code == 400
-    assert "data" not in response.json()
+    body = response.json()
+    assert "data" not in body
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ parsed document; introspection, ``integrationStats``, resolvers that are not the
 
 Errors of any step are handed to ``on_errors`` once, and come back in the result. A parse error
 carries ``extensions.code`` GRAPHQL_PARSE_FAILED, a validation error GRAPHQL_VALIDATION_FAILED
-(unless its rule gave it a code of its own).
+(unless its rule gave it a code of its own), variables that do not coerce BAD_USER_INPUT.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
-from aggregator.errors import GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED
+from aggregator.errors import BAD_USER_INPUT, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED
 from aggregator.schema.compiled import CompiledOperation, compile_operation
 from aggregator.schema.limits import Limits
 
@@ -167,6 +167,9 @@ class DocumentRunner:
                 )
         except Exception as error:
             return self._failed([_as_graphql_error(error)], context)
+        if result.data is None and result.errors:
+            # No data and errors without a path: the variables did not coerce (field errors have paths).
+            _coded([e for e in result.errors if e.path is None], BAD_USER_INPUT)
         if result.errors:
             self._on_errors(result.errors, context)
         return result
