@@ -542,14 +542,20 @@ class CompiledOperation:
             return None
 
     def _info(
-        self, root: _RootField, variables: VariableValues, context: Any, root_value: Any
+        self,
+        field: _RootField | _JoinField,
+        parent: GraphQLObjectType,
+        path: Path,
+        variables: VariableValues,
+        context: Any,
+        root_value: Any,
     ) -> GraphQLResolveInfo[Any]:
         return GraphQLResolveInfo(
-            root.name,
-            root.nodes,
-            root.field.type,
-            self._root_type,
-            root.path,
+            field.name,
+            field.nodes,
+            field.field.type,
+            parent,
+            path,
             self._schema,
             self._definitions,
             root_value,
@@ -569,7 +575,11 @@ class CompiledOperation:
                 args = get_argument_values(root.field, root.nodes[0], variables)
             resolve = root.field.resolve
             assert resolve is not None  # checked when the plan was made
-            return resolve(root_value, self._info(root, variables, context, root_value), **args)
+            return resolve(
+                root_value,
+                self._info(root, self._root_type, root.path, variables, context, root_value),
+                **args,
+            )
         except Exception as error:
             return error
 
@@ -667,22 +677,7 @@ class CompiledOperation:
             for step in _path_list((path, key)):
                 graphql_path = Path(graphql_path, step, None)
             assert graphql_path is not None
-            info = GraphQLResolveInfo(
-                join.name,
-                join.nodes,
-                join.field.type,
-                join.parent,
-                graphql_path,
-                self._schema,
-                self._definitions,
-                root_value,
-                self._operation,
-                variables,
-                context,
-                graphql_is_awaitable,
-                None,
-                _HELPERS,
-            )
+            info = self._info(join, join.parent, graphql_path, variables, context, root_value)
             return join.resolve(parent, info, **args)
         except Exception as error:
             return error
