@@ -4,6 +4,7 @@ upstream calls counted."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,11 @@ from gateway import Gateway, serve_gateway
 from graphql_upstream_app import Catalog
 from join_upstreams import Blog, posts
 from servers import serve_asgi
+
+from aggregator.config import loads
+from aggregator.errors import ConfigError
+from aggregator.module import IntegrationModule
+from aggregator.schema import build_schema
 
 TYPES = """
 types:
@@ -226,3 +232,36 @@ def test_a_request_nesting_a_join_deeper_than_max_depth_is_refused_before_any_ca
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     assert "Post.author" in body["errors"][0]["message"]
     assert sum(blog.calls.values()) == 0
+
+
+PETSTORE = Path(__file__).resolve().parent / "openapi"
+EXTEND_PET = """
+integrations:
+  petstore:
+    base_url: http://127.0.0.1:9/v1
+    openapi: petstore.yaml
+extend:
+  Pet:
+    twin:
+      type: Pet
+      resolve: {{operation: petstore.showPetById, args: {{petId: $parent.{key}}}}}
+"""
+
+
+def test_an_openapi_imported_type_gains_a_joined_field_under_extend() -> None:
+    """extend: of a type the OpenAPI import made: checked at load and built into the schema."""
+    config = loads(EXTEND_PET.format(key="id"), base_dir=PETSTORE)
+    join = config.joins["Pet"]["twin"]
+    assert (join.integration, join.operation) == ("petstore", "showPetById")
+    sdl = build_schema(config, IntegrationModule(config)).as_str()
+    assert "twin: Pet" in sdl
+
+
+def test_a_parent_path_into_an_openapi_imported_type_is_checked_at_its_line() -> None:
+    """$parent.<key> must be a key of the imported type: the problem names the line and the keys."""
+    with pytest.raises(ConfigError) as caught:
+        loads(EXTEND_PET.format(key="petId"), "gateway.yaml", base_dir=PETSTORE)
+    assert [str(p) for p in caught.value.problems] == [
+        "gateway.yaml:10: extend.Pet.twin.resolve.args.petId: $parent.petId: Pet has no field read from"
+        " the key 'petId' (paths are upstream JSON keys: id, name, tag)"
+    ]

@@ -69,7 +69,7 @@ class JoinResolver:
     A class rather than a closure so that compiled plans (compiled.py) recognise a joined field.
     """
 
-    __slots__ = ("_batch_params", "_module", "join", "selective")
+    __slots__ = ("_module", "batch_params", "join", "selective")
 
     def __init__(self, join: Join, module: IntegrationModule) -> None:
         self.join = join
@@ -81,7 +81,7 @@ class JoinResolver:
         self.selective = module.integrations[called].type == "graphql"
         target = module.integrations[batch.integration].operations[batch.operation] if batch else None
         # The batch operation's params besides the key list: other arguments of the join it also takes.
-        self._batch_params = frozenset(p.name for p in target.params) if target else frozenset()
+        self.batch_params = frozenset(p.name for p in target.params) if target else frozenset()
 
     def __call__(self, parent: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Awaitable[Any] | None:
         params = self._params(parent, args)
@@ -175,7 +175,7 @@ class JoinLoads:
         assert parent_key is not None  # the loader refuses a batch without exactly one
         name = parent_key[0]
         value = params[name]
-        extra = {k: v for k, v in params.items() if k != name and k in resolver._batch_params}
+        extra = {k: v for k, v in params.items() if k != name and k in resolver.batch_params}
         group = (id(resolver), _frozen(extra), _nodes(info) if resolver.selective else ())
         normal = _normal(value)
         batch = self._pending.get(group)
