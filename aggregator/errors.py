@@ -17,6 +17,7 @@ The hierarchy::
         ├── UpstreamHTTPError       UPSTREAM_HTTP_ERROR   the upstream answered with an error status
         │   └── RateLimited         RATE_LIMITED          ... and that status was 429
         ├── UpstreamBadResponse     UPSTREAM_BAD_RESPONSE the answer could not be used (size, JSON, type)
+        │   └── UpstreamBadValue      ... a value in it is not of the declared type (at its GraphQL path)
         ├── UpstreamAuthError       UPSTREAM_AUTH_ERROR   credentials for the upstream could not be obtained
         ├── UpstreamGraphQLError    UPSTREAM_GRAPHQL_ERROR a GraphQL upstream answered errors and no data
         └── UpstreamGrpcError       UPSTREAM_GRPC_ERROR   a gRPC upstream answered an error status
@@ -53,6 +54,7 @@ __all__ = [
     "UnknownOperation",
     "UpstreamAuthError",
     "UpstreamBadResponse",
+    "UpstreamBadValue",
     "UpstreamError",
     "UpstreamGraphQLError",
     "UpstreamGrpcError",
@@ -226,18 +228,28 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamHTTPError(UpstreamError):
-    """The upstream answered with a status the call cannot use; ``body`` is a bounded excerpt."""
+    """The upstream answered with a status the call cannot use; ``body`` is a bounded excerpt, for logs.
+
+    ``upstream_body`` is what the client is shown of a 4xx answer's body (``extensions.upstreamBody``):
+    parsed JSON or text, bounded and redacted; None when there is none to show.
+    """
 
     code = "UPSTREAM_HTTP_ERROR"
 
-    def __init__(self, message: str, *, status: int, body: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self, message: str, *, status: int, body: str = "", upstream_body: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)
         self.status = status
         self.body = body
+        self.upstream_body = upstream_body
 
     @property
     def extensions(self) -> dict[str, Any]:
-        return {**super().extensions, "status": self.status}
+        ext = {**super().extensions, "status": self.status}
+        if self.upstream_body is not None:
+            ext["upstreamBody"] = self.upstream_body
+        return ext
 
 
 class RateLimited(UpstreamHTTPError):
@@ -261,6 +273,15 @@ class RateLimited(UpstreamHTTPError):
 
 class UpstreamBadResponse(UpstreamError):
     code = "UPSTREAM_BAD_RESPONSE"
+
+
+class UpstreamBadValue(UpstreamBadResponse):
+    """A value of an answer is not of the declared type, found while GraphQL completed the answer: after
+    the call, so no attempt count belongs to it; the GraphQL error stands at the value's path."""
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code, "integration": self.integration, "operation": self.operation}
 
 
 class UpstreamAuthError(UpstreamError):

@@ -17,6 +17,7 @@ import pytest
 import strawberry
 from graphql import (
     ExecutionResult,
+    FragmentDefinitionNode,
     GraphQLCompositeType,
     GraphQLField,
     GraphQLFormattedError,
@@ -65,6 +66,7 @@ from aggregator.schema.compiled import (
     compile_operation,
     operation_resolver,
 )
+from aggregator.schema.shapes import refine_errors
 from aggregator.upstreams.selection import ClientSelection
 
 CONFIG = """
@@ -229,8 +231,15 @@ class Outcome:
     calls: list[tuple[str, dict[str, Any]]]
 
 
-def outcome(result: ExecutionResult, upstreams: FakeUpstreams) -> Outcome:
-    return Outcome(result.data, [error.formatted for error in result.errors or ()], list(upstreams.calls))
+def outcome(gw: Gateway, query: str, result: ExecutionResult) -> Outcome:
+    """What a request gave, its errors as the runner reports them (wrong shapes refined, shapes.py)."""
+    document = parse(query)
+    operation = get_operation_ast(document)
+    assert operation is not None
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    root_type = gw.core.get_root_type(operation.operation)
+    errors = refine_errors(list(result.errors or ()), root_type, operation, fragments)
+    return Outcome(result.data, [error.formatted for error in errors], list(gw.upstreams.calls))
 
 
 async def by_graphql_core(gw: Gateway, query: str, variables: dict[str, Any] | None = None) -> Outcome:
@@ -238,7 +247,7 @@ async def by_graphql_core(gw: Gateway, query: str, variables: dict[str, Any] | N
     result = execute(gw.core, parse(query), context_value=RequestContext(), variable_values=variables)
     if not isinstance(result, ExecutionResult):  # only __typename at the root: no await
         result = await result
-    return outcome(result, gw.upstreams)
+    return outcome(gw, query, result)
 
 
 async def by_plan(gw: Gateway, query: str, variables: dict[str, Any] | None = None) -> Outcome:
@@ -247,7 +256,7 @@ async def by_plan(gw: Gateway, query: str, variables: dict[str, Any] | None = No
     assert plan is not None, "no plan for a document a plan should run"
     result = await plan.execute(variables, RequestContext(), None)
     assert result is not None
-    return outcome(result, gw.upstreams)
+    return outcome(gw, query, result)
 
 
 async def assert_same(gw: Gateway, query: str, variables: dict[str, Any] | None = None) -> Outcome:
@@ -506,12 +515,59 @@ GENERATED = settings(
 def test_generated_documents_and_answers_give_what_graphql_core_gives(
     gw: Gateway, data: st.DataObject
 ) -> None:
-    """Any valid document over the config's types, any upstream answer: the same data, errors and calls."""
+    """Any valid document over the config's types, any upstream answer: the same data, errors and calls;
+    every error has a code (a value of the wrong shape is UPSTREAM_BAD_RESPONSE naming its operation)."""
     query, variables = data.draw(requests(gw.core))
     assert validate(gw.core, parse(query), specified_rules) == [], query
     gw.upstreams.answers.clear()
     gw.upstreams.answers.update(data.draw(upstream_answers(gw.core)))
-    asyncio.run(assert_same(gw, query, variables))
+    same = asyncio.run(assert_same(gw, query, variables))
+    for error in same.errors:
+        extensions = error.get("extensions") or {}
+        assert extensions.get("code") in {"UPSTREAM_BAD_RESPONSE", "CIRCUIT_OPEN", "UPSTREAM_TIMEOUT"}, error
+        if extensions["code"] == "UPSTREAM_BAD_RESPONSE":
+            roots = {**gw.core.query_type.fields, **gw.core.mutation_type.fields}  # type: ignore[union-attr]
+            assert extensions["integration"] == "users"
+            assert f"users_{extensions['operation']}" in roots
+
+
+WRONG_SHAPES = '{ u: users_getUser(id: "1") { id age tags address { zip } friends { id } } }'
+RIGHT = {"id": "1", "address": {"zip": "z"}}
+
+
+@pytest.mark.parametrize(
+    ("answer", "path", "says"),
+    [
+        pytest.param(
+            {**RIGHT, "address": "London"}, ["u", "address"], "value of type 'Address'", id="text-object"
+        ),
+        pytest.param({**RIGHT, "tags": {"a": "b"}}, ["u", "tags"], "Expected Iterable", id="object-for-list"),
+        pytest.param(
+            {**RIGHT, "friends": ["x"]}, ["u", "friends", 0], "value of type 'User'", id="text-item"
+        ),
+        pytest.param(
+            {**RIGHT, "age": 3_000_000_000}, ["u", "age"], "declare the field BigInt", id="int-range"
+        ),
+        pytest.param({**RIGHT, "age": "old"}, ["u", "age"], "Int cannot represent", id="text-for-int"),
+        pytest.param(
+            {**RIGHT, "address": {}}, ["u", "address", "zip"], "Cannot return null", id="null-non-null"
+        ),
+    ],
+)
+async def test_a_value_of_the_wrong_shape_is_an_upstream_bad_response_at_its_path(
+    gw: Gateway, answer: dict[str, Any], path: list[str | int], says: str
+) -> None:
+    """Both executors null a wrong-shaped value with one UPSTREAM_BAD_RESPONSE at its exact path."""
+    gw.upstreams.answers["getUser"] = answer
+    (error,) = (await assert_same(gw, WRONG_SHAPES)).errors
+    assert error["path"] == path
+    assert error.get("extensions") == {
+        "code": "UPSTREAM_BAD_RESPONSE",
+        "integration": "users",
+        "operation": "getUser",
+    }
+    assert error["message"].startswith("users.getUser: the answer does not fit the schema at ")
+    assert says in error["message"]
 
 
 # --- focused cases ----------------------------------------------------------------------------------
@@ -523,11 +579,11 @@ USER = {"id": "1", "name": "Ada", "address": {"zip": "123"}, "tags": ["a"], "fri
 
 
 async def test_variables_are_coerced_as_graphql_core_coerces_them(gw: Gateway) -> None:
-    """An ID given as a number reaches the upstream as a string, an omitted nullable argument as null."""
+    """An ID given as a number reaches the upstream as a string; an omitted nullable argument stays out."""
     gw.upstreams.answers["getUser"] = USER
     query = TWO_FIELDS
     same = await assert_same(gw, query, {"id": 7})
-    assert same.calls == [("getUser", {"id": "7"}), ("listUsers", {"limit": None})]
+    assert same.calls == [("getUser", {"id": "7"}), ("listUsers", {})]
 
 
 @pytest.mark.parametrize(

@@ -274,6 +274,8 @@ def test_fault(
         }
         if case.status is not None:
             expected["status"] = case.status
+        if case.status is not None and 400 <= case.status < 500:
+            expected["upstreamBody"] = {"error": "injected fault"}  # a 4xx body is shown to the client
         extensions = dict(error["extensions"])
         if case.retry_after is not None:
             low, high = case.retry_after

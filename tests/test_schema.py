@@ -30,8 +30,8 @@ def sdl() -> str:
 def test_operations_become_fields_named_integration_underscore_operation() -> None:
     """GET operations are Query fields, POST ones Mutation fields; `field:` renames."""
     text = sdl()
-    assert "users_getUser(id: ID!, expand: Boolean = null): User" in text
-    assert "users_listUsers(tags: [String!] = null): [User!]" in text
+    assert "users_getUser(id: ID!, expand: Boolean): User" in text
+    assert "users_listUsers(tags: [String!]): [User!]" in text
     assert "users_createUser(input: UserInput!): User" in text
     assert "  ping: JSON" in text
 

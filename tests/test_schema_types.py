@@ -126,7 +126,7 @@ async def run(schema: strawberry.Schema, query: str, variables: dict[str, Any] |
         '"""An RFC 3986 URI"""\nscalar URI @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc3986")',
         "input issue_filter {\n  states: [issue_state!]\n  first: Int = 2\n}",
         "gh_issues(state: issue_state, filter: issue_filter, home: URI): [issue_state]",
-        "gh_user(id: ID!, filter: Simple_UserInput = null): Simple_User",
+        "gh_user(id: ID!, filter: Simple_UserInput): Simple_User",
         "input Simple_UserInput {\n  id: ID!\n  first_name: String\n}",
     ],
 )
@@ -148,11 +148,14 @@ async def test_enum_results_are_shown_by_name_and_arguments_sent_as_wire_values(
 
 
 async def test_an_enum_value_the_upstream_should_not_send_is_an_error_at_its_path() -> None:
-    """A wire value outside the enum nulls that item with graphql-core's error."""
+    """A wire value outside the enum nulls that item with graphql-core's error, as the operation's."""
     schema, _ = schema_with({"issues": ["open", "reopened"]})
     data, errors = await run(schema, "{ gh_issues }")
     assert data == {"gh_issues": ["OPEN", None]}
-    assert errors == ["Enum 'issue_state' cannot represent value: 'reopened'"]
+    assert errors == [
+        "gh.issues: the answer does not fit the schema at gh_issues.1: "
+        "Enum 'issue_state' cannot represent value: 'reopened'"
+    ]
 
 
 async def test_a_wrong_enum_argument_is_refused_before_any_call() -> None:
@@ -210,11 +213,16 @@ async def test_a_union_with_a_discriminator_maps_its_values_to_types() -> None:
     ids=["no-typename", "not-possible", "not-an-object"],
 )
 async def test_a_value_naming_no_possible_type_is_a_bad_response(answer: Any, message: str) -> None:
-    """The field is null, with an UPSTREAM_BAD_RESPONSE error saying what the upstream sent."""
+    """The field is null, with an UPSTREAM_BAD_RESPONSE error naming the operation and what it sent."""
     schema, _ = schema_with({"node": answer})
     result = await schema.execute('{ gh_node(id: "1") { id } }', context_value=RequestContext())
     assert result.data == {"gh_node": None}
     assert result.errors is not None
-    assert result.errors[0].message.startswith(message)
-    assert result.errors[0].extensions is not None
-    assert result.errors[0].extensions["code"] == "UPSTREAM_BAD_RESPONSE"
+    assert result.errors[0].message.startswith(
+        f"gh.node: the answer does not fit the schema at gh_node: {message}"
+    )
+    assert result.errors[0].extensions == {
+        "code": "UPSTREAM_BAD_RESPONSE",
+        "integration": "gh",
+        "operation": "node",
+    }

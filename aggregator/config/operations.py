@@ -298,10 +298,8 @@ def _place(reader: Reader, raw: _RawParam, method: HttpMethod, path: str, placeh
                 f"path param '{raw.name}' must be non-null ({raw.type}!): "
                 "the path cannot be built without it",
             )
-    # Null and absent mean the same for a REST param (left out), so an optional one defaults to null.
-    return Param(
-        raw.name, raw.type, location, raw.description, wire_name=wire, has_default=not raw.type.non_null
-    )
+    # No default: a body param the client leaves out is left out, one it gives as null is sent as null.
+    return Param(raw.name, raw.type, location, raw.description, wire_name=wire)
 
 
 def _check_wire_names(reader: Reader, raws: list[_RawParam], params: tuple[Param, ...]) -> None:

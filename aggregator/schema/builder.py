@@ -50,6 +50,7 @@ from aggregator.errors import (
     CircuitOpen,
     ConfigError,
     Problem,
+    UpstreamBadValue,
     UpstreamError,
 )
 from aggregator.module import IntegrationModule
@@ -59,6 +60,7 @@ from aggregator.schema.execution import DocumentRunner
 from aggregator.schema.joins import JoinResolver, depth_rule, keep_paths
 from aggregator.schema.limits import Limits
 from aggregator.schema.scalars import SCALAR_MAP
+from aggregator.schema.shapes import is_json_object, mark_origin
 from aggregator.schema.stats import IntegrationStats, to_graphql
 from aggregator.schema.types import (
     BuiltTypes,
@@ -119,8 +121,9 @@ def _operation_resolver(
             return result.data
         return result
 
-    # Marked: compiled plans (compiled.py) call it themselves, with a real GraphQLResolveInfo. Not a
-    # coroutine function itself: the call is counted when the executor calls the resolver.
+    # Marked: compiled plans (compiled.py) call it themselves, with a real GraphQLResolveInfo; and
+    # with its origin, which errors about its answer name (shapes.py). Not a coroutine function
+    # itself: the call is counted when the executor calls the resolver.
     @operation_resolver
     def resolve(_root: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Awaitable[Any]:
         context = info.context
@@ -129,6 +132,7 @@ def _operation_resolver(
             return run(info, context, args)
         return run(info, None, args)
 
+    mark_origin(resolve, integration_id, operation_id)
     return resolve
 
 
@@ -145,6 +149,14 @@ def _log_errors(errors: list[GraphQLError], context: Any) -> None:
         if isinstance(original, CircuitOpen | BulkheadFull):
             # Refusals come in floods while an upstream is down; the breaker logs its transitions.
             log.debug("[%s] %s", request_id, original, extra={"request_id": request_id})
+        elif isinstance(original, UpstreamBadValue):
+            # Found after the call, so no attempt count: the value's path says the rest.
+            log.warning(
+                "[%s] upstream answer refused: %s",
+                request_id,
+                original,
+                extra={"request_id": request_id, "graphql_path": error.path, "upstream": original.extensions},
+            )
         elif isinstance(original, UpstreamError):
             log.warning(
                 "[%s] upstream call failed: %s (%s after %d attempt(s))",
@@ -340,8 +352,9 @@ def _bind(
                     _BY_RESPONSE_KEY if forwarded else _dict_resolver(_wire_name(definition, field_name))
                 )
         if isinstance(gql_type, GraphQLObjectType):
-            # Strawberry checks that a value is an instance of the type's class; ours are dicts.
-            gql_type.is_type_of = None
+            # Strawberry checks that a value is an instance of the type's class; ours are dicts, and a
+            # value of another shape is an error at its path, not an object of nulls (shapes.py).
+            gql_type.is_type_of = is_json_object
         elif isinstance(definition, UnionType) and isinstance(gql_type, GraphQLUnionType):
             gql_type.resolve_type = TypeResolver(
                 name,

@@ -13,9 +13,10 @@ What runs where:
 - ``compile_operation`` (once per document and operation, cached by the runner) checks that the
   operation can be run from a plan at all: a query or mutation, every root field one of the
   gateway's operation resolvers (``operation_resolver``), every field below them a ``DictField``
-  of an object, leaf (enums included) or abstract type (an interface or union whose concrete type a
+  of a leaf (enums included), object or abstract type (an interface or union whose concrete type a
   ``TypeResolver`` names; each possible type gets its own object plan, made with graphql-core's
-  field collection for that runtime type), and no directive but ``@skip``/``@include``. Anything
+  field collection for that runtime type) whose objects' ``is_type_of`` is
+  ``shapes.is_json_object``, and no directive but ``@skip``/``@include``. Anything
   else - introspection, ``integrationStats``, a resolver that is not ours, ``@defer``/``@stream``,
   subscriptions, abstract types not built by the gateway - gets None, and the runner uses
   graphql-core.
@@ -95,6 +96,7 @@ from graphql.utilities import type_from_ast
 
 from aggregator.errors import UpstreamBadResponse
 from aggregator.schema.joins import JoinResolver
+from aggregator.schema.shapes import is_json_object
 
 __all__ = [
     "MAX_VARIANTS",
@@ -132,7 +134,8 @@ class DictField:
         self.key = key
 
     def __call__(self, source: Any, info: GraphQLResolveInfo[Any], **_: Any) -> Any:
-        # An upstream that sends a list or a scalar where an object was declared yields nulls, not a crash.
+        # The type's is_type_of has refused a non-object already (shapes.py); this guard is for types
+        # whose is_type_of is not ours.
         return source.get(self.key) if isinstance(source, dict) else None
 
 
@@ -390,7 +393,9 @@ class _Object(_Completer):
         self.joins: dict[str, _JoinField] = {}
 
     def complete(self, value: Any, path: _Path, errors: _Outcome) -> Any:
-        source = value if isinstance(value, dict) else None
+        if not isinstance(value, dict):
+            # graphql-core's invalid_return_type_error, word for word (the type's is_type_of refused it).
+            raise GraphQLError(f"Expected value of type '{self.typename}' but got: {inspect(value)}.")
         data: dict[str, Any] = {}
         for response_key, key, slot in self.fields:
             if slot is None:
@@ -401,7 +406,7 @@ class _Object(_Completer):
                     data[response_key] = None
                     errors.joins.append((join, value, data, response_key, path))
                 continue
-            raw = source.get(key) if source is not None else None
+            raw = value.get(key)
             # Most leaves are strings already: no call for them (_Slot.complete does the same first).
             if type(raw) is slot.passes:
                 data[response_key] = raw
@@ -751,7 +756,7 @@ class _Planner:
             if type_ is GraphQLFloat:
                 return _FloatLeaf(type_)
             return _Leaf(type_)
-        if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
+        if isinstance(type_, GraphQLObjectType) and type_.is_type_of is is_json_object:
             return self._object(type_, details)
         if isinstance(type_, GraphQLInterfaceType | GraphQLUnionType) and isinstance(
             type_.resolve_type, TypeResolver
@@ -759,7 +764,7 @@ class _Planner:
             objects = {
                 possible.name: self._object(possible, details)
                 for possible in self._schema.get_possible_types(type_)
-                if possible.is_type_of is None
+                if possible.is_type_of is is_json_object
             }
             return _Abstract(type_.resolve_type.name, objects)
         raise _Unsupported
@@ -944,12 +949,12 @@ class _Check:
         if node.selection_set is None:
             return False
         if isinstance(named, GraphQLObjectType):
-            return named.is_type_of is None and self.selections(named, node.selection_set)
+            return named.is_type_of is is_json_object and self.selections(named, node.selection_set)
         if isinstance(named, GraphQLInterfaceType | GraphQLUnionType):
             # Each possible type runs the selections that apply to it, as graphql-core does.
             selection_set = node.selection_set
             return isinstance(named.resolve_type, TypeResolver) and all(
-                possible.is_type_of is None and self.selections(possible, selection_set)
+                possible.is_type_of is is_json_object and self.selections(possible, selection_set)
                 for possible in self._schema.get_possible_types(named)
             )
         return False

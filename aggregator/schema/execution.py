@@ -27,7 +27,8 @@ parsed document; introspection, ``integrationStats``, resolvers that are not the
 
 Errors of any step are handed to ``on_errors`` once, and come back in the result. A parse error
 carries ``extensions.code`` GRAPHQL_PARSE_FAILED, a validation error GRAPHQL_VALIDATION_FAILED
-(unless its rule gave it a code of its own), variables that do not coerce BAD_USER_INPUT.
+(unless its rule gave it a code of its own), variables that do not coerce BAD_USER_INPUT; values of an
+upstream's answer that do not fit the schema are reported as its errors (shapes.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from graphql import (
     ASTValidationRule,
     DocumentNode,
     ExecutionResult,
+    FragmentDefinitionNode,
     GraphQLError,
     GraphQLSchema,
     execute,
@@ -58,6 +60,7 @@ from strawberry.types.graphql import OperationType
 from aggregator.errors import BAD_USER_INPUT, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED
 from aggregator.schema.compiled import CompiledOperation, compile_operation
 from aggregator.schema.limits import Limits
+from aggregator.schema.shapes import refine_errors
 
 __all__ = ["DocumentRunner", "ErrorHandler"]
 
@@ -171,7 +174,11 @@ class DocumentRunner:
             # No data and errors without a path: the variables did not coerce (field errors have paths).
             _coded([e for e in result.errors if e.path is None], BAD_USER_INPUT)
         if result.errors:
-            self._on_errors(result.errors, context)
+            root_type = self._schema.get_root_type(operation.operation)
+            fragments = _fragments(document)
+            errors = refine_errors(result.errors, root_type, operation, fragments)
+            result = ExecutionResult(result.data, errors, result.extensions)
+            self._on_errors(errors, context)
         return result
 
     async def _execute(
@@ -212,6 +219,14 @@ def _coded(errors: list[GraphQLError], code: str) -> list[GraphQLError]:
         if not (error.extensions or {}).get("code"):
             error.extensions = {**(error.extensions or {}), "code": code}
     return errors
+
+
+def _fragments(document: _Document) -> dict[str, FragmentDefinitionNode]:
+    return {
+        definition.name.value: definition
+        for definition in document.node.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
 
 
 def _as_graphql_error(error: Exception) -> GraphQLError:

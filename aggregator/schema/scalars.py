@@ -34,7 +34,7 @@ def _serialize_datetime(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, str):
         return value
-    raise ValueError(f"DateTime cannot represent {type(value).__name__} value")
+    raise GraphQLError(f"DateTime cannot represent {type(value).__name__} value: {inspect(value)}")
 
 
 def _parse_datetime(value: Any) -> str:

@@ -34,6 +34,7 @@ class HttpUpstream:
                 max_connections=self._integration.max_concurrency,
                 clock=self.clock,
                 ssl_context=ssl_context(self._integration.tls),
+                follow_redirects=self._integration.follow_redirects,
             )
 
     async def stop(self) -> None:

@@ -7,12 +7,14 @@ and error statuses become ``aggregator.errors``, and how secrets are kept out of
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, quote_plus, urlencode
+from urllib.parse import quote, quote_plus, urlencode, urljoin, urlsplit
 
 import httpx
+import orjson
 
 from aggregator.errors import (
     RateLimited,
@@ -26,15 +28,21 @@ from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.resilience.retry import parse_retry_after
 from aggregator.upstreams.wire import ACCEPT_ENCODING, ResponseTooLarge, WirePool
 
+log = logging.getLogger("aggregator.upstreams.http")
+
 __all__ = [
     "DEFAULT_HEADERS",
     "ERROR_BODY_BYTES",
     "EXCERPT_CHARS",
+    "MAX_REDIRECTS",
+    "TRUNCATED",
+    "UPSTREAM_BODY_BYTES",
     "USER_AGENT",
     "ResponseHeaders",
     "UpstreamClient",
     "UpstreamResponse",
     "build_client",
+    "client_body",
     "error_for_status",
     "error_for_transport",
     "excerpt",
@@ -47,6 +55,12 @@ __all__ = [
 
 USER_AGENT = "aggregator"
 EXCERPT_CHARS = 500
+# How much of a 4xx answer's body the client is shown (extensions.upstreamBody), and the mark of a cut.
+UPSTREAM_BODY_BYTES = 4096
+TRUNCATED = "... [truncated]"
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 # How much of an error body is read for its excerpt: far more than EXCERPT_CHARS so that redaction
 # sees whole secrets, far less than a full body so an error page cannot cost a big download.
 ERROR_BODY_BYTES = 16 * 1024
@@ -108,9 +122,12 @@ class ResponseHeaders:
 
 
 class UpstreamResponse:
-    """An upstream's answer, read: a 2xx body whole (within the limit), another status's first bytes."""
+    """An upstream's answer, read: a 2xx body whole (within the limit), another status's first bytes.
 
-    __slots__ = ("content", "headers", "reason_phrase", "status_code")
+    ``not_followed`` says why a redirect answer was not followed.
+    """
+
+    __slots__ = ("content", "headers", "not_followed", "reason_phrase", "status_code")
 
     def __init__(
         self, status_code: int, reason_phrase: str, headers: ResponseHeaders, content: bytes
@@ -119,6 +136,7 @@ class UpstreamResponse:
         self.reason_phrase = reason_phrase
         self.headers = headers
         self.content = content
+        self.not_followed = "redirects are not followed"
 
     @property
     def is_success(self) -> bool:
@@ -142,13 +160,28 @@ class UpstreamClient:
     call against 122 µs for httpx's request and response objects on aiohttp's pool, and 790 µs for
     httpx's own pool). The caller gets an ``UpstreamResponse`` already read, and httpx's exceptions on
     failure. Tests drive it against real servers on loopback; there is no fake transport to swap in.
+
+    With ``follow_redirects``, a 301/302/303/307/308 answer whose ``Location`` (relative ones resolved)
+    is on the same origin (scheme, host and port) is followed, at most ``MAX_REDIRECTS`` times, all hops
+    within the one ``timeout``. Methods change as httpx and browsers change them (RFC 9110 15.4): 303
+    makes any method but HEAD a GET, so does 302, 301 makes POST a GET; 307 and 308 repeat the method
+    and body. A GET made so is sent without the body and its Content-Type. A redirect to another
+    origin is never followed: the request carries the integration's credentials. A redirect that is
+    not followed is the answer, its ``not_followed`` saying why.
     """
 
-    __slots__ = ("_wire",)
+    __slots__ = ("_clock", "_follow", "_wire")
 
     def __init__(
-        self, *, max_connections: int, clock: Clock = SYSTEM_CLOCK, ssl_context: ssl.SSLContext | None = None
+        self,
+        *,
+        max_connections: int,
+        clock: Clock = SYSTEM_CLOCK,
+        ssl_context: ssl.SSLContext | None = None,
+        follow_redirects: bool = False,
     ) -> None:
+        self._clock = clock
+        self._follow = follow_redirects
         self._wire = WirePool(
             max_connections=max_connections,
             default_headers=DEFAULT_HEADERS,
@@ -168,10 +201,49 @@ class UpstreamClient:
         limit: int,
         error_limit: int = ERROR_BODY_BYTES,
     ) -> UpstreamResponse:
-        """One request and its answer: a 2xx body whole (UpstreamBadResponse over ``limit`` bytes,
-        after decoding), any other status's first ``error_limit`` bytes."""
+        """One request and its answer, redirects followed (see the class): a 2xx body whole
+        (UpstreamBadResponse over ``limit`` bytes, after decoding), any other status's first
+        ``error_limit`` bytes."""
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        response = await self._once(method, url, headers, content, timeout, limit, error_limit)
+        if not self._follow or response.status_code not in _REDIRECTS:
+            return response
+        started = self._clock.monotonic()
+        for _ in range(MAX_REDIRECTS):
+            location = response.headers.get("location")
+            if not location:
+                response.not_followed = "a redirect without a Location is not followed"
+                return response
+            target = urljoin(url, location.strip())
+            if _origin(target) != _origin(url) or _origin(target) is None:
+                response.not_followed = (
+                    f"the redirect to another origin ({_shown_origin(target)}) is not followed: "
+                    "the integration's credentials never leave its origin"
+                )
+                return response
+            method, content, headers = _redirected(response.status_code, method, content, headers)
+            url = target
+            remaining = timeout - (self._clock.monotonic() - started)
+            if remaining <= 0:
+                raise httpx.ReadTimeout("the redirects took the whole timeout")
+            response = await self._once(method, url, headers, content, remaining, limit, error_limit)
+            if response.status_code not in _REDIRECTS:
+                return response
+        response.not_followed = f"stopped after {MAX_REDIRECTS} redirects (a redirect loop?)"
+        return response
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        timeout: float,
+        limit: int,
+        error_limit: int,
+    ) -> UpstreamResponse:
+        """One exchange, no redirect followed."""
         try:
             answer = await self._wire.request(
                 method,
@@ -188,6 +260,36 @@ class UpstreamClient:
 
     async def aclose(self) -> None:
         await self._wire.aclose()
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """Scheme, host and port of an http(s) URL (default ports filled in); None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def _shown_origin(url: str) -> str:
+    # Only the origin: the rest of a Location may carry what the upstream echoed (an api key).
+    origin = _origin(url)
+    return f"{origin[0]}://{origin[1]}:{origin[2]}" if origin else "a URL that is not http(s)"
+
+
+def _redirected(
+    status: int, method: str, content: bytes | None, headers: Mapping[str, str]
+) -> tuple[str, bytes | None, Mapping[str, str]]:
+    """The method, body and headers of the request a redirect asks for (httpx's rules)."""
+    to_get = (status in (302, 303) and method not in ("GET", "HEAD")) or (status == 301 and method == "POST")
+    if not to_get:
+        return method, content, headers
+    kept = {name: value for name, value in headers.items() if name.lower() != "content-type"}
+    return "GET", None, kept
 
 
 def set_header(headers: dict[str, str], name: str, value: str) -> None:
@@ -250,17 +352,62 @@ def excerpt(body: bytes, secrets: Iterable[str]) -> str:
 def error_for_status(
     response: UpstreamResponse, secrets: Iterable[str], *, now_wall: float
 ) -> UpstreamHTTPError:
-    """The error for a status the call cannot use (>= 300: redirects are not followed)."""
+    """The error for a status the call cannot use (>= 300: a redirect that was not followed).
+
+    A 4xx answer's body goes to the client (``upstream_body``: the caller's request was refused and the
+    upstream says why); a 5xx answer's body is the upstream's own business and is only logged at DEBUG.
+    Both redacted.
+    """
     status = response.status_code
     message = f"upstream answered HTTP {status} {response.reason_phrase}".rstrip()
     text = excerpt(response.content, secrets)
+    body = client_body(response, secrets) if 400 <= status < 500 else None
+    if status >= 500 and response.content:
+        log.debug("%s; its body: %s", message, text)
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now_wall)
-        return RateLimited(message, status=status, body=text, retry_after=retry_after)
+        return RateLimited(message, status=status, body=text, retry_after=retry_after, upstream_body=body)
     if 300 <= status < 400:
-        message += " (redirects are not followed)"
+        message += f" ({response.not_followed})"
     retry_after = parse_retry_after(response.headers.get("Retry-After"), now_wall) if status == 503 else None
-    return UpstreamHTTPError(message, status=status, body=text, retry_after=retry_after)
+    return UpstreamHTTPError(message, status=status, body=text, retry_after=retry_after, upstream_body=body)
+
+
+def client_body(response: UpstreamResponse, secrets: Iterable[str]) -> Any:
+    """What the client is shown of an error answer's body: None for none, the parsed JSON when it is
+    JSON of at most UPSTREAM_BODY_BYTES (left out when larger: a cut document is no JSON), else the text,
+    cut to UPSTREAM_BODY_BYTES and marked where cut. Every string in it redacted."""
+    content = response.content
+    if not content:
+        return None
+    hidden = tuple(secrets)
+    if _is_json(response):
+        if len(content) > UPSTREAM_BODY_BYTES:
+            return None
+        try:
+            return _redact_json(orjson.loads(content), hidden)
+        except orjson.JSONDecodeError:
+            pass  # declared JSON but is not: shown as the text it is
+    text = redact(content.decode(response.charset_encoding or "utf-8", errors="replace"), hidden)
+    if len(text.encode()) <= UPSTREAM_BODY_BYTES:
+        return text
+    cut = text.encode()[:UPSTREAM_BODY_BYTES].decode("utf-8", errors="ignore")
+    return cut + TRUNCATED
+
+
+def _is_json(response: UpstreamResponse) -> bool:
+    media_type = (response.headers.get("content-type") or "").partition(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _redact_json(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [_redact_json(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {redact(key, secrets): _redact_json(item, secrets) for key, item in value.items()}
+    return value
 
 
 def error_for_transport(error: httpx.RequestError, secrets: Iterable[str]) -> UpstreamError:

@@ -9,8 +9,10 @@ How it behaves:
 - Credentials are applied in ``send``, on every attempt, so a refreshed OAuth2 token is used by the
   attempt after a 401 and by executor retries. Which value of a header is sent is decided in one
   place, ``request.py`` (its docstring gives the order).
-- Redirects are not followed (credentials must not travel to another host): a 3xx answer is an
-  UpstreamHTTPError carrying its status, which the breaker counts as the upstream being healthy.
+- Same-origin redirects are followed unless ``follow_redirects: false`` (UpstreamClient in http.py);
+  one to another origin is not (credentials must not travel to another host). A 3xx answer not
+  followed is an UpstreamHTTPError carrying its status and why, which the breaker counts as the
+  upstream being healthy.
 - A 2xx answer is decoded as JSON. An empty body, 204, 205 or a HEAD request give None, or true
   when the operation returns Boolean. A body that
   is not JSON is UpstreamBadResponse if it was declared JSON or the operation returns anything but a
