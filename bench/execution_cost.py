@@ -39,6 +39,7 @@ sys.path.insert(0, str(HERE))
 # The config names upstream URLs; nothing is contacted.
 os.environ.setdefault("BENCH_REST_URL", "http://127.0.0.1:9")
 os.environ.setdefault("BENCH_GQL_URL", "http://127.0.0.1:9/graphql")
+os.environ.setdefault("BENCH_GRPC_URL", "grpc://127.0.0.1:9")
 
 from scenarios import fill, request_for  # noqa: E402
 

@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 # The config names upstream URLs; nothing is contacted.
 os.environ.setdefault("BENCH_REST_URL", "http://127.0.0.1:9")
 os.environ.setdefault("BENCH_GQL_URL", "http://127.0.0.1:9/graphql")
+os.environ.setdefault("BENCH_GRPC_URL", "grpc://127.0.0.1:9")
 
 from aggregator.config import load  # noqa: E402
 from aggregator.server.app import create_app  # noqa: E402
@@ -58,10 +59,12 @@ CASES: dict[str, tuple[Callable[[int], str], str | None]] = {
         "QUERY_TOO_LARGE",
     ),
     "fragment bomb": (lambda n: f"{BOMB} # {n}", "QUERY_TOO_LARGE"),
+    "900 KB comment": (lambda n: f"{{ __typename }} # {n}" + "x" * 900_000, "QUERY_TOO_LARGE"),
     "30,000 aliases": (
         lambda n: "{ " + " ".join(f"a{i}: __typename" for i in range(30_000)) + f" }} # {n}",
-        "GRAPHQL_PARSE_FAILED",
+        "QUERY_TOO_LARGE",  # 420 KB: over max_query_bytes
     ),
+    "20,000 tokens": (lambda n: "{ " + "a " * 20_000 + f"}} # {n}", "GRAPHQL_PARSE_FAILED"),
     "too deep": (
         lambda n: "{ " + "accounts_getUser(id: 1) { " * 30 + "id" + " }" * 31 + f" # {n}",
         "QUERY_TOO_DEEP",

@@ -364,6 +364,10 @@ EXPENSIVE = {
     "many-variables": "query(" + " ".join(f"$v{n}: Int" for n in range(8000)) + ") { __typename }",
     "many-aliases": "{ " + " ".join(f"a{n}: __typename" for n in range(30_000)) + " }",
     "many-comments": "#\n" * 200_000 + "{ __typename }",
+    # Few tokens, each costly to lex: a megabyte of it took graphql-core 200-600 ms, valid or not.
+    "one-long-comment": "{ __typename }\n#" + "x" * 900_000,
+    "one-long-string": '{ __typename @include(if: true, s: "' + "x" * 900_000 + '") }',
+    "whitespace-then-syntax-error": "{ __typename }" + " " * 900_000 + "}",
     "introspection-aliases": "{ __schema { "
     + " ".join(
         f"a{n}: types {{ name fields {{ name type {{ name ofType {{ name }} }} }} }}" for n in range(200)

@@ -130,7 +130,7 @@ def test_comments_are_left_to_the_parser_s_own_token_limit() -> None:
 def test_a_long_run_of_ignored_text_is_read_once() -> None:
     """A megabyte of whitespace or comments after the document costs a pass, not a quadratic scan."""
     for padding in (" " * 1_000_000, "#\n" * 500_000):
-        assert prescan("{ a }" + padding, 10) == []
+        assert Limits(max_depth=10, max_fields=10, max_bytes=2_000_000).prescan("{ a }" + padding) == []
 
 
 names = st.sampled_from(["a", "b", "__typename", "__schema", "c"])
@@ -194,10 +194,11 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         ("{ " + "a: __typename " * 1000 + "}", "QUERY_TOO_LARGE", []),
         (FRAGMENT_BOMB.replace("on Query { a b }", "on Query { __typename }"), "QUERY_TOO_LARGE", []),
         ("{ a " * 30 + "}" * 30, "QUERY_TOO_DEEP", ["parse"]),
-        ("{ " + "__typename " * 20_000 + "}", "GRAPHQL_PARSE_FAILED", []),
+        ("{ " + "a " * 20_000 + "}", "GRAPHQL_PARSE_FAILED", []),
+        ("{ a }" + " " * 70_000, "QUERY_TOO_LARGE", []),
         ("{ nope }", "GRAPHQL_VALIDATION_FAILED", ["parse", "validate"]),
     ],
-    ids=["aliases", "fragment bomb", "depth", "tokens", "valid size"],
+    ids=["aliases", "fragment bomb", "depth", "tokens", "bytes", "valid size"],
 )
 async def test_limits_are_checked_before_parsing_and_validation(
     runner_schema: Any, steps: list[str], document: str, code: str, expected: list[str]
@@ -227,3 +228,27 @@ integrations:
 """
     )
     return build_schema(config, IntegrationModule(config))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "{ a }\n#" + "x" * 70_000,
+        '{ a(s: "' + "x" * 70_000 + '") }',
+        "{ a }" + " " * 70_000,
+        '{ a(s: "' + "é" * 40_000 + '") }',
+    ],
+    ids=["comment", "string", "whitespace", "two-byte-characters"],
+)
+def test_a_text_over_the_size_limit_is_refused_before_it_is_lexed(document: str) -> None:
+    """Few tokens but costly to lex: a text over max_query_bytes (UTF-8 bytes) is QUERY_TOO_LARGE."""
+    [error] = Limits(max_depth=10, max_fields=10).prescan(document)
+    assert error.extensions == {"code": "QUERY_TOO_LARGE"}
+    assert "server.max_query_bytes" in error.message
+
+
+def test_a_text_at_the_size_limit_passes() -> None:
+    """The size limit counts bytes: a text of exactly max_query_bytes passes."""
+    document = "{ a }" + " " * 995
+    assert Limits(max_depth=10, max_fields=10, max_bytes=1000).prescan(document) == []
+    assert Limits(max_depth=10, max_fields=10, max_bytes=999).prescan(document) != []

@@ -474,6 +474,7 @@ class ServerConfig:
     # Automatic persisted queries: the registered documents' total size (0: not supported).
     apq_cache_bytes: int = 16 * 1024 * 1024
     persisted_documents: PersistedDocuments | None = None
+    max_query_bytes: int = 64 * 1024
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ _SERVER_PARSERS: Parsers = {
     "max_depth": integer(1),
     "max_aliases": integer(1),
     "max_body_bytes": byte_size,
+    "max_query_bytes": byte_size,
     "cors_origins": lambda value: value,  # a list, checked item by item in read_server
     "apq_cache_bytes": _cache_bytes,
     "persisted_documents": lambda value: value,  # a block, read in read_server

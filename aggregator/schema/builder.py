@@ -277,7 +277,9 @@ def build_schema(config: Config, module: IntegrationModule) -> strawberry.Schema
     schema = _Schema(
         query=root_type("Query", roots["query"]),
         mutation=root_type("Mutation", roots["mutation"]) if roots["mutation"] else None,
-        limits=Limits(max_depth=server.max_depth, max_fields=server.max_aliases),
+        limits=Limits(
+            max_depth=server.max_depth, max_fields=server.max_aliases, max_bytes=server.max_query_bytes
+        ),
         rules=rules,
         # Declared types no field returns are still part of the schema (and must exist for _bind).
         types=built.classes,

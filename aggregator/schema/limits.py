@@ -2,6 +2,9 @@
 
 Three checks, cheapest first (``Limits``):
 
+0. The text's size (``server.max_query_bytes``): graphql-core's lexer reads whitespace, comments and
+   strings a character at a time, about 0.2-0.6 µs each, so a megabyte of them - one comment, one
+   string argument - costs the event loop 200-600 ms to parse, valid or not, in few tokens.
 1. ``prescan`` on the query text, before graphql-core parses it (its parser alone takes about 10 ms on
    a document of 1,000 aliases): one regular expression splits the text into tokens, and one pass
    over them counts the tokens and each operation's fields. It refuses only what the later steps
@@ -41,10 +44,13 @@ from graphql import (
 
 from aggregator.errors import QUERY_TOO_DEEP, QUERY_TOO_LARGE
 
-__all__ = ["MAX_TOKENS", "Limits"]
+__all__ = ["MAX_QUERY_BYTES", "MAX_TOKENS", "Limits"]
 
 # GraphiQL's introspection query is about 1,000 tokens; real application queries far fewer.
 MAX_TOKENS = 10_000
+# Ten thousand tokens of an indented document fit; parsing the worst 64 KiB (one block string)
+# costs about 40 ms.
+MAX_QUERY_BYTES = 64 * 1024
 
 # Introspection is answered from the schema and costs no upstream call, so its fields weigh two
 # fifths of an operation field: GraphiQL's own introspection query (229 fields) passes the default
@@ -91,17 +97,34 @@ class _Definition:
 class Limits:
     """The field, depth and token limits of one schema (made once: every document is checked by it)."""
 
-    __slots__ = ("_first_tokens", "max_depth", "max_fields", "max_tokens")
+    __slots__ = ("_first_tokens", "max_bytes", "max_depth", "max_fields", "max_tokens")
 
-    def __init__(self, *, max_depth: int, max_fields: int, max_tokens: int = MAX_TOKENS) -> None:
+    def __init__(
+        self,
+        *,
+        max_depth: int,
+        max_fields: int,
+        max_tokens: int = MAX_TOKENS,
+        max_bytes: int = MAX_QUERY_BYTES,
+    ) -> None:
         self.max_depth = max_depth
         self.max_fields = max_fields
         self.max_tokens = max_tokens
+        self.max_bytes = max_bytes
         # The first max_tokens tokens of a text that has as many, in one match (atomic: linear time).
         self._first_tokens = re.compile(f"(?>{_IGNORED}{_TOKEN}){{{max_tokens}}}")
 
     def prescan(self, query: str) -> list[GraphQLError]:
-        """Errors for a query text over the token or the field limit; [] when it may pass."""
+        """Errors for a query text over the size, the token or the field limit; [] when it may pass."""
+        # A character is one to four bytes: only a text that may be over the limit is encoded.
+        if len(query) * 4 > self.max_bytes:
+            size = len(query.encode("utf-8", "surrogatepass"))
+            if size > self.max_bytes:
+                message = (
+                    f"The document is {size:,} bytes; at most {self.max_bytes:,} are accepted"
+                    " (server.max_query_bytes)."
+                )
+                return [GraphQLError(message, extensions={"code": QUERY_TOO_LARGE})]
         # A token is a character or more: only a longer text may hold too many, and it is not
         # split into a list whole (a megabyte of tokens would take longer than parsing it).
         first = self._first_tokens.match(query) if len(query) > self.max_tokens else None
