@@ -165,6 +165,19 @@ def test_a_one_to_many_join_passes_the_fields_own_arguments(catalog: Catalog) ->
     assert blog.calls["comments"] == 2
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        '{ integrationStats(id: "people") { calls } blog_posts { author { name } } }',
+        '{ blog_posts { author { name } } integrationStats(id: "people") { calls } }',
+    ],
+)
+def test_integration_stats_in_the_same_request_counts_its_joined_calls(gw: Gateway, query: str) -> None:
+    """integrationStats waits for the joined calls its siblings make, wherever it stands."""
+    body = _data(gw.query(query))
+    assert body["integrationStats"] == [{"calls": 1}]
+
+
 def test_a_failed_join_nulls_only_the_joined_field(gw: Gateway, blog: Blog) -> None:
     """The batch fails: every author is null with its error at its path, the posts are all there."""
     blog.failing.add("users")

@@ -46,13 +46,14 @@ class RequestContext:
         """Return once every operation call of the request counted so far has ended.
 
         Both executors call every root resolver before awaiting any, so a root field that awaits this
-        (``integrationStats``) sees its siblings' effect wherever it stands in the selection.
+        (``integrationStats``) sees its siblings' effect wherever it stands in the selection. Joined
+        calls are counted when their parent's value is completed, right after the parent's call
+        ends: hence the count is read again after each wake-up.
         """
-        if self._calls_running == 0:
-            return
-        if self._settled is None or self._settled.done():
-            self._settled = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._settled)
+        while self._calls_running:
+            if self._settled is None or self._settled.done():
+                self._settled = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._settled)
 
     def add_partial_errors(
         self, info: GraphQLResolveInfo[Any], integration_id: str, op: Operation, partial: PartialResult

@@ -111,19 +111,13 @@ class JoinResolver:
         self, integration: str, operation: str, params: Mapping[str, Any], info: GraphQLResolveInfo[Any]
     ) -> Any:
         context = info.context if isinstance(info.context, RequestContext) else None
-        if context is not None:
-            context.call_started()
-        try:
-            result = await self._module.call(
-                integration,
-                operation,
-                params,
-                headers=context.headers if context is not None else None,
-                selection=_selection(info),
-            )
-        finally:
-            if context is not None:
-                context.call_ended()
+        result = await self._module.call(
+            integration,
+            operation,
+            params,
+            headers=context.headers if context is not None else None,
+            selection=_selection(info),
+        )
         if isinstance(result, PartialResult):
             if context is not None:
                 op = self._module.integrations[integration].operations[operation]
@@ -147,11 +141,16 @@ class _Batch:
 
 
 class JoinLoads:
-    """One request's joined calls: the memo of calls made and the batches being collected."""
+    """One request's joined calls: the memo of calls made and the batches being collected.
 
-    __slots__ = ("_memo", "_pending", "_tasks")
+    Each call is counted on the request's context from when it is asked for (a batch: from its first
+    key) until it ends, so that ``integrationStats`` in the same request sees it (``calls_settled``).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_context", "_memo", "_pending", "_tasks")
+
+    def __init__(self, context: RequestContext | None = None) -> None:
+        self._context = context
         self._memo: dict[Hashable, Awaitable[Any]] = {}
         self._pending: dict[Hashable, _Batch] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -163,10 +162,16 @@ class JoinLoads:
         key = (join.integration, join.operation, _frozen(params), _nodes(info) if resolver.selective else ())
         found = self._memo.get(key)
         if found is None:
-            found = self._memo[key] = asyncio.ensure_future(
-                resolver.call(join.integration, join.operation, params, info)
-            )
+            task = asyncio.ensure_future(resolver.call(join.integration, join.operation, params, info))
+            self._count(task)
+            found = self._memo[key] = task
         return found
+
+    def _count(self, task: asyncio.Future[Any]) -> None:
+        context = self._context
+        if context is not None:
+            context.call_started()
+            task.add_done_callback(lambda _: context.call_ended())
 
     def batched(
         self, resolver: JoinResolver, params: dict[str, Any], info: GraphQLResolveInfo[Any]
@@ -189,6 +194,8 @@ class JoinLoads:
         if batch is None:
             if not self._pending:
                 loop.call_soon(self._flush)
+                if self._context is not None:
+                    self._context.call_started()  # until the batches' calls are started
             batch = self._pending[group] = _Batch(resolver, extra, info)
         if normal not in batch.keys:
             batch.keys[normal] = value
@@ -204,8 +211,11 @@ class JoinLoads:
             keys = list(batch.keys.items())
             for start in range(0, len(keys), spec.max_size):
                 task = asyncio.ensure_future(self._fetch(batch, dict(keys[start : start + spec.max_size])))
+                self._count(task)
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+        if self._context is not None:
+            self._context.call_ended()
 
     async def _fetch(self, batch: _Batch, keys: Mapping[str, Any]) -> None:
         resolver = batch.resolver
@@ -243,7 +253,7 @@ def _loads(context: Any) -> JoinLoads:
     if not isinstance(context, RequestContext):
         return JoinLoads()
     if context.join_state is None:
-        context.join_state = JoinLoads()
+        context.join_state = JoinLoads(context)
     return context.join_state
 
 
