@@ -56,12 +56,16 @@ def _listening_socket() -> socket.socket:
 
 @contextlib.contextmanager
 def serve_asgi(
-    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off", startup_seconds: float = _STARTUP_SECONDS
+    app: Any,
+    *,
+    lifespan: Literal["auto", "on", "off"] = "off",
+    startup_seconds: float = _STARTUP_SECONDS,
+    tls: tuple[str, str] | None = None,
 ) -> Iterator[str]:
     """Serve ``app`` on a free loopback port for the duration of the block; yields ``http://host:port``.
 
     ``lifespan="on"`` runs the app's start-up and shut-down, as the gateway's own app needs; a start-up
-    longer than ``startup_seconds`` fails.
+    longer than ``startup_seconds`` fails. ``tls=(cert_file, key_file)`` serves https instead.
     """
     sock = _listening_socket()
     port = sock.getsockname()[1]
@@ -73,6 +77,8 @@ def serve_asgi(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=1,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     server = _ThreadedServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -80,7 +86,7 @@ def serve_asgi(
     try:
         if not server.ready.wait(startup_seconds):
             raise RuntimeError("the test server did not start")
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(_SHUTDOWN_SECONDS)

@@ -4,16 +4,28 @@ the wire, and OAuth2 client credentials (fetch, cache, share, expire, refresh on
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 from builders import integration, operation
 from conftest import StartUpstream
-from servers import closed_port_url
+from servers import closed_port_url, serve_asgi
 from upstream_apps import OAuthServer, TokenMode
 
-from aggregator.config.models import ApiKeyAuth, Auth, BasicAuth, BearerAuth, NoAuth, OAuth2Auth, Secret
+from aggregator.config.models import (
+    ApiKeyAuth,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    NoAuth,
+    OAuth2Auth,
+    Secret,
+    TlsFiles,
+)
 from aggregator.errors import UpstreamAuthError, UpstreamError, UpstreamHTTPError
 from aggregator.resilience.clock import SYSTEM_CLOCK, Clock
 from aggregator.testing import FakeClock
@@ -146,6 +158,46 @@ async def test_token_request_is_form_encoded_client_credentials(
     finally:
         await auth.aclose()
     assert oauth_server.token_requests == [{"form": form, "authorization": authorization}]
+
+
+@pytest.fixture
+def https_token_endpoint(tmp_path: Path) -> Iterator[tuple[OAuthServer, str, Path]]:
+    """A token endpoint over https with a certificate of the tests' own authority; its API over http.
+
+    Yields the server (its ``url`` the https one), the http URL of its API and the authority's file.
+    """
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(tmp_path / "ca.pem")
+    issued = authority.issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    issued.private_key_pem.write_to_path(tmp_path / "key.pem")
+    server = OAuthServer()
+    tls = (str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    with serve_asgi(server.app, tls=tls) as https_url, serve_asgi(server.app) as http_url:
+        server.url = https_url
+        yield server, http_url, tmp_path / "ca.pem"
+
+
+async def test_a_token_endpoint_behind_a_private_authority_is_trusted_through_tls(
+    https_token_endpoint: tuple[OAuthServer, str, Path], start_upstream: StartUpstream
+) -> None:
+    """The integration's tls: block is used for its token endpoint too, as for its own calls."""
+    server, api_url, ca_file = https_token_endpoint
+    upstream = await start_upstream(
+        integration(f"{api_url}/api", API, auth=oauth2(server), tls=TlsFiles(ca_file=str(ca_file)))
+    )
+    assert (await call(upstream))["authorization"] == "Bearer tok-1"
+
+
+async def test_a_token_endpoint_of_an_unknown_authority_is_an_auth_error(
+    https_token_endpoint: tuple[OAuthServer, str, Path], start_upstream: StartUpstream
+) -> None:
+    """Without a tls: block naming its authority, the token endpoint's certificate is refused."""
+    server, api_url, _ = https_token_endpoint
+    upstream = await start_upstream(integration(f"{api_url}/api", API, auth=oauth2(server)))
+    error = await auth_failure(upstream)
+    assert server.token_calls == 0
+    assert_no_secret(error)
 
 
 # --- oauth2: caching and sharing -----------------------------------------------------------------------

@@ -46,4 +46,8 @@ class HttpUpstream:
 
     def _token_client(self) -> httpx.AsyncClient:
         # Its own small pool: a token fetch must never queue behind the calls that wait for it.
-        return build_client(timeout=self._integration.timeout, max_connections=4)
+        return build_client(
+            timeout=self._integration.timeout,
+            max_connections=4,
+            ssl_context=ssl_context(self._integration.tls),
+        )

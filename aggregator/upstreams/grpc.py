@@ -59,7 +59,7 @@ from aggregator.upstreams.grpc_reflection import reflect
 from aggregator.upstreams.http import EXCERPT_CHARS, build_client, redact
 from aggregator.upstreams.request import RequestParts
 from aggregator.upstreams.selection import ClientSelection
-from aggregator.upstreams.tls import grpc_credentials
+from aggregator.upstreams.tls import grpc_credentials, ssl_context
 
 __all__ = ["GrpcCall", "GrpcUpstream"]
 
@@ -152,7 +152,11 @@ class GrpcUpstream:
         }
 
     def _token_client(self) -> httpx.AsyncClient:
-        return build_client(timeout=self._integration.timeout, max_connections=4)
+        return build_client(
+            timeout=self._integration.timeout,
+            max_connections=4,
+            ssl_context=ssl_context(self._integration.tls),
+        )
 
     def on_schema(self, callback: Callable[[], None]) -> None:
         self._on_schema.append(callback)

@@ -87,17 +87,22 @@ class _Client(httpx.AsyncClient):
         self._cookies = _NoCookies()
 
 
-def build_client(*, timeout: float, max_connections: int) -> httpx.AsyncClient:
+def build_client(
+    *, timeout: float, max_connections: int, ssl_context: ssl.SSLContext | None = None
+) -> httpx.AsyncClient:
     """An httpx client for what is not an integration's call: an OAuth2 token endpoint.
 
     Redirects are never followed, so credentials cannot be carried to whatever host a ``Location``
     names. Proxy settings are not read from the environment: where a call goes is what the config
-    says, the same on every machine.
+    says, the same on every machine. ``ssl_context`` is the integration's ``tls:`` block, so that a
+    token endpoint behind the same private authority is trusted as the upstream is.
     """
     return _Client(
         timeout=timeout,
         transport=httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=max_connections), trust_env=False
+            verify=ssl_context if ssl_context is not None else True,
+            limits=httpx.Limits(max_connections=max_connections),
+            trust_env=False,
         ),
         follow_redirects=False,
         trust_env=False,
