@@ -4,7 +4,7 @@
 json_format) and the metadata; ``send`` makes one attempt. The executor around it retries, breaks
 and times out, as for every kind.
 
-Decisions where the issue is silent:
+Decisions:
 
 - The attempt's gRPC deadline is the executor's cut-off for it (``attempt_deadline``), so the server
   sees, in ``grpc-timeout``, the smaller of the attempt timeout and what is left of the call's
