@@ -201,7 +201,8 @@ def test_breaker_opens_after_repeated_failures_and_stats_show_it(
 
 def test_breaker_recovers_after_reset_after(directory: Directory) -> None:
     """Once reset_after has passed and the upstream is back, one trial call closes the breaker."""
-    for gateway in start(directory, reset_after="300ms"):
+    # 2 s: long enough that a busy machine still sees OPEN before the reset, short enough to wait for.
+    for gateway in start(directory, reset_after="2s"):
         directory.failing = True
         for _ in range(2):
             gateway.query('{ users_getUser(id: "1") { name } }')
