@@ -251,5 +251,14 @@ def read_server(reader: Reader, node: Node | None, base_dir: Path) -> ServerConf
         values["cors_origins"] = tuple(reader.read(item, _origin, "*") for item in reader.items(origins_node))
     if "persisted_documents" in values:
         block = reader.mapping(node)["persisted_documents"]
-        values["persisted_documents"] = read_persisted_documents(reader, block, base_dir)
+        documents = values["persisted_documents"] = read_persisted_documents(reader, block, base_dir)
+        limit = values.get("max_query_bytes", ServerConfig.max_query_bytes)
+        for key, body in documents.documents.items() if documents else ():
+            # What `check` accepts is served: a trusted document goes through the same size limit.
+            if (size := len(body.encode())) > limit:
+                reader.report(
+                    block,
+                    f"document {key!r} of the manifest is {size:,} bytes, over server.max_query_bytes "
+                    f"({limit:,}); raise max_query_bytes to at least {size}",
+                )
     return ServerConfig(**values)
