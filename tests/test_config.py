@@ -797,10 +797,10 @@ REFUSALS = [
         id="path-param-not-in-path",
     ),
     pytest.param(
-        operation("params: {id: {type: ID, in: cookie}}"),
+        operation("params: {id: {type: ID, in: cookies}}"),
         6,
         f"{OP}.params.id.in",
-        "path, query, header, body",
+        "path, query, header, cookie, body",
         id="in",
     ),
     pytest.param(

@@ -286,6 +286,7 @@ PARAMS_DOC = document(
                     },
                     {"name": "X-Api-Version", "in": "header", "required": True, "schema": {"type": "string"}},
                     {"name": "session", "in": "cookie", "schema": {"type": "string"}},
+                    {"name": "X-Api-Version", "in": "cookie", "schema": {"type": "string"}},
                 ],
                 "responses": {"204": {"description": "none"}},
             },
@@ -295,7 +296,8 @@ PARAMS_DOC = document(
 
 
 def test_params_keep_their_wire_names_location_and_style(tmp_path: Path) -> None:
-    """Path, query and header params keep wire name and style; required ones are non-null; no cookies."""
+    """Path, query, header and cookie params keep wire name and style; required ones are non-null; a
+    wire name used in two places gets the place appended."""
     op = operation(load(tmp_path, PARAMS_DOC), "items/get")
     assert [(p.name, str(p.type), p.location, p.wire, p.style, p.explode) for p in op.params] == [
         ("item_id", "BigInt!", "path", "item-id", "simple", False),
@@ -303,6 +305,8 @@ def test_params_keep_their_wire_names_location_and_style(tmp_path: Path) -> None
         ("tags", "[String]", "query", "tags", "form", False),
         ("filter", "JSON", "query", "filter", "deepObject", False),
         ("X_Api_Version", "String!", "header", "X-Api-Version", "simple", False),
+        ("session", "String", "cookie", "session", "simple", False),
+        ("X_Api_Version_cookie", "String", "cookie", "X-Api-Version", "simple", False),
     ]
     assert (op.method, op.path, op.kind, op.field) == ("GET", "/items/{item-id}", "query", "api_items_get")
 

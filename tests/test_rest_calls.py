@@ -240,6 +240,44 @@ async def test_a_header_param_is_sent_as_a_header(upstream: Upstream) -> None:
     assert upstream.only.header("X-Tenant") == ["acme"]
 
 
+async def test_a_list_header_param_is_sent_comma_separated(upstream: Upstream) -> None:
+    """A list in a header is OpenAPI's simple style: its non-null items joined by commas."""
+    await upstream.call(
+        operation(params=(param("X-Tags", "[String]", "header"),)), {"X-Tags": ["a", None, "b"]}
+    )
+    assert upstream.only.header("X-Tags") == ["a,b"]
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [("abc", "abc"), ('a b;c=d,"e"%', "a%20b%3Bc=d%2C%22e%22%25"), (7, "7"), (["x,1", None, "y"], "x%2C1,y")],
+    ids=["plain", "reserved-characters", "number", "list"],
+)
+async def test_a_cookie_param_is_sent_in_the_cookie_header(
+    upstream: Upstream, value: object, sent: str
+) -> None:
+    """An `in: cookie` param is `name=value` in one Cookie header, characters a cookie cannot hold
+    percent-encoded."""
+    await upstream.call(operation(params=(param("session", "JSON", "cookie"),)), {"session": value})
+    assert upstream.only.header("cookie") == [f"session={sent}"]
+
+
+async def test_cookie_params_join_the_cookies_already_set(upstream: Upstream) -> None:
+    """Cookie params are added to a Cookie header set elsewhere, replacing a cookie of the same name;
+    an absent or null cookie param adds nothing."""
+    op = operation(
+        params=(
+            param("theme", "String", "cookie"),
+            param("lang", "String", "cookie"),
+            param("x", "String", "cookie"),
+        )
+    )
+    await upstream.call(
+        op, {"theme": "dark", "lang": "en", "x": None}, headers={"Cookie": "theme=light; consent=yes"}
+    )
+    assert upstream.only.header("cookie") == ["consent=yes; theme=dark; lang=en"]
+
+
 @pytest.mark.parametrize("document", [{"name": "Ada", "tags": ["x"]}, [1, 2], "text", 7])
 async def test_one_json_body_param_is_the_whole_body(upstream: Upstream, document: object) -> None:
     """A single `in: body` param of type JSON is sent as the entire JSON body."""

@@ -105,6 +105,7 @@ integrations:
           version: {type: String, name: api-version}
           apiVersion: {type: String, in: header, name: X-GitHub-Api-Version}
           If_None_Match: {type: String, in: header}
+          session: {type: String, in: cookie, name: gh_sess}
           ids: {type: "[BigInt]", in: query}
         returns: Echo
       update:
@@ -226,11 +227,12 @@ def test_an_input_field_with_from_is_sent_under_its_wire_name(gateway: Gateway) 
 
 
 def test_params_are_sent_under_their_wire_names(gateway: Gateway) -> None:
-    """Path placeholder, query keys and headers take the params' `name:`; a header's `_` becomes `-`."""
+    """Path placeholder, query keys, headers and cookies take the params' `name:`; a header's `_`
+    becomes `-`."""
     body = gateway.query(
         '{ gh_search(repoName: "hello-world", state: "open", version: "2022-11-28", '
-        'apiVersion: "2022-11-28", If_None_Match: "\\"etag\\"", ids: [1, "9007199254740993"]) '
-        "{ path query headers } }"
+        'apiVersion: "2022-11-28", If_None_Match: "\\"etag\\"", session: "s 1", '
+        'ids: [1, "9007199254740993"]) { path query headers } }'
     )
     echo = echoed(body, "gh_search")
     headers = dict(echo["headers"])
@@ -242,6 +244,7 @@ def test_params_are_sent_under_their_wire_names(gateway: Gateway) -> None:
         ["ids", "9007199254740993"],
     ]
     assert (headers["x-github-api-version"], headers["if-none-match"]) == ("2022-11-28", '"etag"')
+    assert headers["cookie"] == "gh_sess=s%201"
     assert not any(name.startswith("if_") for name in headers)
 
 

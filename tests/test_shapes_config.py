@@ -93,10 +93,12 @@ def test_bad_field_from_is_refused_with_its_key(fields: str, message: str) -> No
         pytest.param('{state: {type: String, name: "filter[state]"}}', "query", "filter[state]", id="query"),
         pytest.param("{version: {type: String, name: api-version}}", "query", "api-version", id="query-dash"),
         pytest.param("{owner: ID!}", "path", "owner", id="path-own-name"),
+        pytest.param("{dark_mode: {type: Boolean, in: cookie}}", "cookie", "dark_mode", id="cookie-own-name"),
+        pytest.param("{session: {type: String, in: cookie, name: SID}}", "cookie", "SID", id="cookie-name"),
     ],
 )
 def test_param_wire_name_is_its_name_key_or_its_graphql_name(params: str, location: str, wire: str) -> None:
-    """A param is sent under its `name:`; without one under its own name (`_` as `-` for a header)."""
+    """A param is sent under its `name:`; without one under its own name (`_` as `-` for a header only)."""
     path = "/repos/{owner}" if location == "path" else "/repos"
     config = parse(rest(params, path=path))
     (param,) = config.integrations["api"].operations["op"].params
@@ -134,6 +136,13 @@ def test_path_placeholder_may_be_a_wire_name_filled_by_a_renamed_param() -> None
             "set by the HTTP client",
             id="connection-header-by-dashes",
         ),
+        pytest.param(
+            "{x: {type: String, in: cookie, name: 'a=b'}}",
+            "/r",
+            "params.x.name",
+            "not a valid cookie name",
+            id="cookie-not-a-token",
+        ),
         pytest.param("{x: {type: String, name: ''}}", "/r", "params.x.name", "must not be empty", id="empty"),
         pytest.param(
             "{a: {type: String, name: q}, b: {type: String, name: q}}",
@@ -159,7 +168,8 @@ def test_path_placeholder_may_be_a_wire_name_filled_by_a_renamed_param() -> None
     ],
 )
 def test_bad_param_wire_name_is_refused_with_its_key(params: str, path: str, key: str, message: str) -> None:
-    """Header names must be tokens and not connection headers; no two params share one wire name."""
+    """Header and cookie names must be tokens, headers not connection headers; no two params share one
+    wire name."""
     found = problems_of(rest(params, path=path))
     wanted = f"integrations.api.operations.op.{key}"
     assert any(message in p.message and p.key == wanted for p in found), found

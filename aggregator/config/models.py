@@ -12,9 +12,10 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 HttpMethod = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
-ParamLocation = Literal["path", "query", "header", "body"]
+ParamLocation = Literal["path", "query", "header", "cookie", "body"]
 # How a query value is spelled (OpenAPI's `style`): form `a=1&a=2` (or `a=1,2` without explode),
-# spaceDelimited `a=1 2`, pipeDelimited `a=1|2`, deepObject `a[k]=v`; path and header values are simple.
+# spaceDelimited `a=1 2`, pipeDelimited `a=1|2`, deepObject `a[k]=v`; path, header and cookie values
+# are simple (a list's items joined by commas).
 ParamStyle = Literal["form", "simple", "spaceDelimited", "pipeDelimited", "deepObject"]
 Jitter = Literal["full", "equal", "none"]
 IntegrationType = Literal["rest", "graphql", "grpc"]
@@ -155,8 +156,8 @@ Auth = NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | OAuth2Auth
 class Param:
     """An operation's argument: ``name`` in GraphQL, ``wire_name`` where it is sent.
 
-    ``wire_name`` is the query key, the header name, the path placeholder or the body key; the loader
-    always sets it (from ``name:``, else the GraphQL name, ``_`` turned into ``-`` for a header).
+    ``wire_name`` is the query key, the header or cookie name, the path placeholder or the body key;
+    the loader always sets it (from ``name:``, else the GraphQL name, ``_`` turned into ``-`` for a header).
     """
 
     name: str

@@ -1,6 +1,6 @@
 """One operation of an integration, REST or GraphQL upstream, with every default resolved.
 
-REST: method, path and params, each param placed in the path, query, a header or the body.
+REST: method, path and params, each param placed in the path, query, a header, a cookie or the body.
 GraphQL upstream: a document whose variables are exactly the params, its kind taken from the document.
 """
 
@@ -31,6 +31,7 @@ from aggregator.config.values import (
     Invalid,
     boolean,
     choice,
+    cookie_name,
     describe,
     did_you_mean,
     duration,
@@ -60,7 +61,9 @@ _NOT_GRAPHQL = {
     for key in ("method", "path")
 }
 _METHODS: tuple[HttpMethod, ...] = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
-_LOCATIONS: tuple[ParamLocation, ...] = ("path", "query", "header", "body")
+_LOCATIONS: tuple[ParamLocation, ...] = ("path", "query", "header", "cookie", "body")
+# What a header's or a cookie's name must be; other places take any non-empty name.
+_WIRE_NAME_RULES: dict[str, Callable[[object], str]] = {"header": header_name, "cookie": cookie_name}
 _NO_BODY_METHODS = frozenset({"GET", "HEAD"})
 _QUERY_DEFAULT_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -277,15 +280,16 @@ def _place(reader: Reader, raw: _RawParam, method: HttpMethod, path: str, placeh
             reader.report(where, f"the path has {{{wire}}}, so param '{raw.name}' must be in: path")
         elif location == "body" and method in _NO_BODY_METHODS:
             reader.report(where, f"a {method} request has no body; use in: query, or another method")
-    if location == "header":
-        if not explicit:
-            wire = raw.name.replace("_", "-")
+    if location == "header" and not explicit:
+        wire = raw.name.replace("_", "-")
+    named_as = _WIRE_NAME_RULES.get(location)
+    if named_as is not None:
         try:
-            header_name(wire)
+            named_as(wire)
         except Invalid as exc:
             reader.report(
                 raw.wire_node or raw.location_node or raw.node,
-                f"param '{raw.name}' cannot be a header: {exc}",
+                f"param '{raw.name}' cannot be a {location}: {exc}",
             )
     if location == "path" and in_path:
         if raw.type.is_list:

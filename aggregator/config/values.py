@@ -21,6 +21,7 @@ __all__ = [
     "boolean",
     "byte_size",
     "choice",
+    "cookie_name",
     "describe",
     "did_you_mean",
     "duration",
@@ -323,6 +324,14 @@ def header_name(value: object) -> str:
         raise Invalid(
             f"{text!r} is set by the HTTP client for each connection; it cannot be configured or sent"
         )
+    return text
+
+
+def cookie_name(value: object) -> str:
+    """A cookie's name: an HTTP token, as RFC 6265 requires."""
+    text = string(value)
+    if _HEADER_NAME.fullmatch(text) is None:
+        raise Invalid(f"{text!r} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)")
     return text
 
 

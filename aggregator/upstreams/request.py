@@ -8,7 +8,8 @@ When several sources set the same header (names ignore case), the later one in t
 1. the integration's ``headers``;
 2. forwarded headers (``forward_headers``, and ``X-Request-Id`` always);
 3. header params: an argument the caller wrote into the operation is more specific than a header
-   its client happened to send, so a forwarded header of that name is not used at all;
+   its client happened to send, so a forwarded header of that name is not used at all; cookie
+   params are added to whatever ``Cookie`` header stands, replacing a cookie of the same name;
 4. ``auth``: the gateway's credentials are never replaced by accident; except that a forwarded header
    listed with ``override_auth: true`` (and not replaced by a header param) wins over ``auth``, whose
    header is then not even obtained. Without the incoming header, ``auth`` applies as usual.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -28,7 +30,15 @@ from aggregator.errors import InvalidParams
 from aggregator.upstreams.auth import Authenticator
 from aggregator.upstreams.http import set_header
 
-__all__ = ["REQUEST_ID_HEADER", "RequestParts", "header_value", "query_pairs", "wire_text"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "RequestParts",
+    "header_value",
+    "query_pairs",
+    "simple_text",
+    "wire_text",
+    "with_cookies",
+]
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -78,6 +88,33 @@ def _list(value: Any) -> list[Any]:
     """A value's items: a list's non-null items, or the value itself."""
     items = value if isinstance(value, list | tuple) else [value]
     return [item for item in items if item is not None]
+
+
+def simple_text(value: Any) -> str:
+    """A header or cookie value, OpenAPI's ``simple`` style: a list's non-null items joined by commas."""
+    if isinstance(value, list | tuple):
+        return ",".join(wire_text(item) for item in _list(value))
+    return wire_text(value)
+
+
+# RFC 6265's cookie-octets, but for "%": every other character is percent-encoded, so that a value
+# cannot end the cookie (";"), carry a space or a quote, and decodes back to what the client gave.
+# A list's items are joined by a bare "," (OpenAPI's form style), an item's own commas encoded.
+_COOKIE_SAFE = "!#$&'()*+/:<=>?@[]^`{|}"
+
+
+def with_cookies(header: str | None, cookies: Mapping[str, Any]) -> str:
+    """A ``Cookie`` header: the cookies of ``header`` that ``cookies`` does not name, then ``cookies``."""
+    kept = [
+        pair.strip()
+        for pair in (header or "").split(";")
+        if pair.strip() and pair.split("=", 1)[0].strip() not in cookies
+    ]
+    added = [
+        f"{name}={','.join(quote(wire_text(item), safe=_COOKIE_SAFE) for item in _list(value))}"
+        for name, value in cookies.items()
+    ]
+    return "; ".join([*kept, *added])
 
 
 def header_value(where: str, name: str, value: str) -> str:

@@ -1,7 +1,7 @@
 """REST upstreams: an operation and its params become one HTTP request; one attempt becomes a value.
 
 ``prepare`` is pure and synchronous: it validates the params and places them (path, query, header,
-body). ``send`` makes exactly one attempt on the integration's shared client; retries, the breaker
+cookie, body). ``send`` makes exactly one attempt on the integration's shared client; retries, the breaker
 and the attempt timeout belong to the executor around it.
 
 How it behaves:
@@ -46,7 +46,14 @@ from aggregator.upstreams.http import (
     redact,
     set_header,
 )
-from aggregator.upstreams.request import REQUEST_ID_HEADER, header_value, query_pairs, wire_text
+from aggregator.upstreams.request import (
+    REQUEST_ID_HEADER,
+    header_value,
+    query_pairs,
+    simple_text,
+    wire_text,
+    with_cookies,
+)
 from aggregator.upstreams.selection import ClientSelection
 
 __all__ = ["REQUEST_ID_HEADER", "RestRequest", "RestUpstream"]
@@ -137,6 +144,7 @@ class RestUpstream(HttpUpstream):
 
         query = list(route.query)
         header_params: dict[str, str] = {}
+        cookies: dict[str, Any] = {}
         segments: dict[str, str] = {}
         body_params: list[Param] = []
         for param in operation.params:
@@ -149,13 +157,18 @@ class RestUpstream(HttpUpstream):
                 segments[param.wire] = _path_segment(where, param.name, value)
             elif param.location == "query":
                 query.extend(query_pairs(param.wire, value, param.style, param.explode))
+            elif param.location == "header":
+                header_params[param.wire] = header_value(where, param.wire, simple_text(value))
             else:
-                header_params[param.wire] = header_value(where, param.wire, wire_text(value))
+                cookies[param.wire] = value
 
         headers = dict(self._parts.headers)
         forwarded = self._parts.forward(where, headers, forwarded_headers, explicit=header_params.keys())
         for name, value in header_params.items():
             set_header(headers, name, value)
+        if cookies:
+            standing = next((v for k, v in headers.items() if k.lower() == "cookie"), None)
+            set_header(headers, "Cookie", with_cookies(standing, cookies))
 
         body = _body(where, body_params, params)
         if body is not None and not any(k.lower() == "content-type" for k in headers):

@@ -23,7 +23,6 @@ __all__ = [
     "assign",
     "enum_value_name",
     "member_name",
-    "member_names",
     "operation_id_for",
     "sanitize",
 ]
@@ -86,11 +85,6 @@ def assign(wires: Iterable[str], scope: Scope, rule: Callable[[str], str] | None
         if wire not in names:
             names[wire] = scope.claim(name)
     return {wire: names[wire] for wire in wanted}
-
-
-def member_names(wires: Iterable[str]) -> dict[str, str]:
-    """GraphQL names for the members of one fresh scope (the arguments of a field), by ``member_name``."""
-    return assign(wires, Scope())
 
 
 def enum_value_name(value: str) -> str:

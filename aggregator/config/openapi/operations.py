@@ -6,9 +6,9 @@ body is one argument, ``input``, typed ``<Name>Input`` when its schema is an obj
 the first 2xx answer with a body is the return type (``String`` for a text body), ``Boolean``
 (true on success) when no 2xx answer has one.
 
-Decisions where OpenAPI allows more than the gateway sends: cookie parameters are left out, and so
-are operations whose request body is not JSON (multipart, form or binary uploads) — naming one of
-those in ``include`` is a problem. ``trace`` operations are not imported. An operation without
+Decisions where OpenAPI allows more than the gateway sends: operations whose request body is not
+JSON (multipart, form or binary uploads) are left out — naming one of those in ``include`` is a
+problem. ``trace`` operations are not imported. An operation without
 ``operationId`` gets one from its method and path (names.py, ``operation_id_for``).
 """
 
@@ -27,7 +27,7 @@ from aggregator.config.models import (
     ParamStyle,
     TypeExpr,
 )
-from aggregator.config.openapi.names import member_names, operation_id_for, sanitize
+from aggregator.config.openapi.names import Scope, assign, operation_id_for, sanitize
 from aggregator.config.openapi.schemas import JSON, SchemaMapper
 from aggregator.config.openapi.source import At, Documents
 
@@ -35,7 +35,12 @@ __all__ = ["Found", "find_operations", "import_operation"]
 
 _METHODS: tuple[HttpMethod, ...] = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_LOCATIONS: dict[str, ParamLocation] = {"path": "path", "query": "query", "header": "header"}
+_LOCATIONS: dict[str, ParamLocation] = {
+    "path": "path",
+    "query": "query",
+    "header": "header",
+    "cookie": "cookie",
+}
 _BODY_ARG = "input"
 _BOOLEAN = TypeExpr(name="Boolean")
 _STRING = TypeExpr(name="String")
@@ -95,12 +100,12 @@ def import_operation(found: Found, mapper: SchemaMapper, *, field: str, timeout:
     documents = mapper.documents
     raw = _parameters(found, documents)
     body = _request_body(found.at, documents)
-    names = member_names([wire for wire, _ in raw])
+    names = _argument_names(raw)
     hint = sanitize(found.id)
-    params = [_param(wire, names[wire], at, mapper, hint) for wire, at in raw]
+    params = [_param(wire, name, at, mapper, hint) for (wire, at), name in zip(raw, names, strict=True)]
     if body is not None:
         body_at, required = body
-        name = _BODY_ARG if _BODY_ARG not in names.values() else f"{_BODY_ARG}_body"
+        name = _BODY_ARG if _BODY_ARG not in names else f"{_BODY_ARG}_body"
         btype = mapper.input(body_at, f"{hint}_body", required=required)
         if btype.is_list:  # only an object body can be one input type; anything else travels as JSON
             btype = TypeExpr(name="JSON", non_null=btype.non_null)
@@ -124,6 +129,19 @@ def import_operation(found: Found, mapper: SchemaMapper, *, field: str, timeout:
         field=field,
         description=_text(found.at.value.get("summary")) or _text(found.at.value.get("description")),
     )
+
+
+def _argument_names(raw: list[tuple[str, At]]) -> list[str]:
+    """The GraphQL names of the parameters, by the member rule; a wire name used again in another
+    place (a query ``session`` and a cookie ``session``) has the place appended (``session_cookie``)."""
+    scope = Scope()
+    names = assign(dict.fromkeys(wire for wire, _ in raw), scope)
+    seen: set[str] = set()
+    found = []
+    for wire, at in raw:
+        found.append(scope.claim(f"{names[wire]}_{at.value['in']}") if wire in seen else names[wire])
+        seen.add(wire)
+    return found
 
 
 def _param(wire: str, name: str, at: At, mapper: SchemaMapper, hint: str) -> Param:
@@ -164,7 +182,7 @@ _STYLES: tuple[ParamStyle, ...] = ("form", "simple", "spaceDelimited", "pipeDeli
 
 def _style(spec: dict[str, Any], location: str) -> tuple[ParamStyle, bool]:
     """How a value is spelled: OpenAPI 3's ``style``/``explode`` with their defaults, or Swagger 2's
-    ``collectionFormat``. Only query values have a choice; path and header values are ``simple``."""
+    ``collectionFormat``. Only query values have a choice; path, header and cookie values are ``simple``."""
     if location != "query":
         return "simple", False
     if "schema" not in spec and "content" not in spec:
@@ -175,7 +193,7 @@ def _style(spec: dict[str, Any], location: str) -> tuple[ParamStyle, bool]:
 
 
 def _parameters(found: Found, documents: Documents) -> list[tuple[str, At]]:
-    """The operation's parameters merged over its path item's, keyed by (name, in); cookies left out."""
+    """The operation's parameters merged over its path item's, keyed by (name, in)."""
     merged: dict[tuple[str, str], At] = {}
     for owner in (found.path_item, found.at):
         listed = owner.child("parameters")
@@ -190,10 +208,10 @@ def _parameters(found: Found, documents: Documents) -> list[tuple[str, At]]:
                 raise param.problem("a parameter needs name: and in:")
             if spec["in"] in ("body", "formData"):
                 continue  # Swagger 2's body is the request body; formData makes the operation unsupported
-            if spec["in"] not in (*_LOCATIONS, "cookie"):
+            if spec["in"] not in _LOCATIONS:
                 raise param.problem(f"in: must be path, query, header or cookie; got {spec['in']!r}")
             merged[(spec["name"], spec["in"])] = param
-    return [(name, at) for (name, where), at in merged.items() if where != "cookie"]
+    return [(name, at) for (name, _), at in merged.items()]
 
 
 def _request_body(op: At, documents: Documents) -> tuple[At, bool] | None:
