@@ -4,6 +4,7 @@ the gateway in front of Stoplight Prism mocking the same document (seeded dynami
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,3 +129,30 @@ def test_an_issue_is_created_from_the_input_type(gateway: Gateway, prism: str) -
     )["github_issues_create"]
     expected = upstream(prism, "POST", "/repos/octocat/hello/issues", json=body)
     assert got == {k: expected[k] for k in ("id", "number", "title", "state")}
+
+
+def test_the_whole_document_is_served_every_operation_a_field(prism: str) -> None:
+    """Without include, each of GitHub's operations is a field named by the rule, but the two whose
+    request body is not JSON; an imported field answers from the upstream."""
+    document = json.loads(GITHUB.read_bytes())
+    operations = [op for item in document["paths"].values() for op in item.values() if "operationId" in op]
+    not_json = {
+        op["operationId"]
+        for op in operations
+        if "requestBody" in op and not any("json" in kind for kind in op["requestBody"]["content"])
+    }
+    expected = {
+        "github_" + re.sub(r"[^_0-9A-Za-z]+", "_", op["operationId"])
+        for op in operations
+        if op["operationId"] not in not_json
+    }
+    config = f"integrations:\n  github:\n    base_url: {prism}\n    openapi: {GITHUB}\n"
+    # Generous: building 2,000 types takes seconds, more on a busy machine (bench/openapi_startup.py).
+    with serve_gateway(config, startup_seconds=120) as gateway:
+        roots = data(
+            gateway, "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }"
+        )
+        repo = data(gateway, '{ github_repos_get(owner: "octocat", repo: "hello") { id full_name } }')
+    fields = {f["name"] for root in roots["__schema"].values() for f in root["fields"]}
+    assert (len(not_json), fields - {"integrationStats"}) == (2, expected)
+    assert repo["github_repos_get"]["id"] == upstream(prism, "GET", "/repos/octocat/hello")["id"]
