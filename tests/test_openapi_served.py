@@ -11,6 +11,8 @@ import httpx
 import pytest
 from gateway import Gateway, serve_gateway
 from openapi_docs import OPENAPI_DIR, prism_mock
+from servers import serve_asgi
+from upstream_apps import Answer, RecordingUpstream
 
 
 @contextlib.contextmanager
@@ -127,3 +129,41 @@ def test_a_31_delete_answering_204_is_true(library: tuple[Gateway, str]) -> None
     assert data(gateway, 'mutation { library_removeBook(book_id: "4294967296") }') == {
         "library_removeBook": True
     }
+
+
+def test_an_imported_operation_runs_through_the_executor_like_a_hand_written_one() -> None:
+    """Auth, retries, the breaker and stats apply to an imported operation: a 503 is retried with
+    the bearer token on each attempt, then counted against the integration and its operation."""
+    recorder = RecordingUpstream(answer=Answer(503, b'{"message": "busy"}'))
+    with serve_asgi(recorder) as url:
+        config = f"""
+integrations:
+  petstore:
+    base_url: {url}/v1
+    openapi: {OPENAPI_DIR / "petstore.yaml"}
+    auth: {{type: bearer, token: pet-token}}
+    retry: {{max_attempts: 2, initial_wait: 1ms, max_wait: 2ms}}
+    circuit_breaker: {{threshold: 2, failure_rate: 0.5, reset_after: 60s}}
+"""
+        with serve_gateway(config) as gateway:
+            failed = gateway.query('{ petstore_showPetById(petId: "7") { id } }')
+            refused = gateway.query('{ petstore_showPetById(petId: "7") { id } }')
+            stats = gateway.query(
+                '{ integrationStats(id: "petstore") { circuitState windowFailures '
+                "operations { operationId calls failures rejected } } }"
+            )["data"]["integrationStats"]
+    assert [(r.method, r.path, r.header("authorization")) for r in recorder.received] == [
+        ("GET", "/v1/pets/7", ["Bearer pet-token"])
+    ] * 2
+    assert (failed["errors"][0]["extensions"]["code"], failed["errors"][0]["extensions"]["attempts"]) == (
+        "UPSTREAM_HTTP_ERROR",
+        2,
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "CIRCUIT_OPEN"
+    assert stats == [
+        {
+            "circuitState": "OPEN",
+            "windowFailures": 2,
+            "operations": [{"operationId": "showPetById", "calls": 2, "failures": 1, "rejected": 1}],
+        }
+    ]
