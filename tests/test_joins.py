@@ -26,6 +26,10 @@ types:
     posts:
       type: "[Post]"
       resolve: {{operation: blog.userPosts, args: {{id: $parent.id}}}}
+    products:
+      type: "[Product]"
+      resolve: {{operation: catalog.product, args: {{id: $parent.id}}}}
+      batch: {{operation: catalog.products, arg: ids, key: id}}
   Comment: {{id: ID!, text: String}}
   Post:
     id: ID!
@@ -50,6 +54,7 @@ types:
   Product:
     id: ID!
     title: String
+    stock: Int
     owner:
       type: User
       resolve: {{operation: people.getUser, args: {{id: $parent.id}}}}
@@ -78,7 +83,7 @@ integrations:
         params: {{id: ID!}}
         returns: Product
       products:
-        document: "query Ps($ids: [ID!]!) {{ products(ids: $ids) {{ title }} }}"
+        document: "query Ps($ids: [ID!]!) {{ products(ids: $ids) {{ title stock }} }}"
         params: {{ids: "[ID!]!"}}
         returns: "[Product]"
 """
@@ -278,3 +283,33 @@ def test_a_parent_path_into_an_openapi_imported_type_is_checked_at_its_line() ->
         "gateway.yaml:10: extend.Pet.twin.resolve.args.petId: $parent.petId: Pet has no field read from"
         " the key 'petId' (paths are upstream JSON keys: id, name, tag)"
     ]
+
+
+# A root field only graphql-core runs: asked for with it, a document gets no compiled plan.
+@pytest.mark.parametrize(
+    "extra", ["", ' integrationStats(id: "blog") { __typename }'], ids=["plan", "graphql-core"]
+)
+def test_a_batch_item_error_of_a_graphql_upstream_stands_at_the_parent_that_asked_for_it(
+    gw: Gateway, catalog: Catalog, extra: str
+) -> None:
+    """Product 13's stock fails inside the one batched call: its error stands at post 13's product,
+    whose other fields are there, and every other post's product is whole (either executor)."""
+    body = gw.query(f"{{ blog_posts {{ id product {{ title stock }} }}{extra} }}")
+    (error,) = body["errors"]
+    assert error["path"] == ["blog_posts", 12, "product", "stock"]
+    assert (error["extensions"]["code"], error["extensions"]["operation"]) == (
+        "UPSTREAM_GRAPHQL_ERROR",
+        "products",
+    )
+    products = [post["product"] for post in body["data"]["blog_posts"]]
+    assert products[12] == {"title": "Product 13", "stock": None}
+    assert products[:12] == [{"title": f"Product {n}", "stock": 7} for n in range(1, 13)]
+    assert len(_queries(catalog)) == 1
+
+
+def test_a_batch_item_error_under_a_list_join_stands_at_the_item_in_the_parents_list(gw: Gateway) -> None:
+    """A list join's matched items are the parent's list: product 13's error stands at its index there."""
+    body = gw.query("{ blog_posts { author { id products { id stock } } } }")
+    (error,) = body["errors"]
+    assert error["path"] == ["blog_posts", 12, "author", "products", 0, "stock"]
+    assert body["data"]["blog_posts"][12]["author"]["products"] == [{"id": "13", "stock": None}]

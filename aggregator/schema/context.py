@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,8 +56,16 @@ class RequestContext:
             await asyncio.shield(self._settled)
 
     def add_partial_errors(
-        self, info: GraphQLResolveInfo[Any], integration_id: str, op: Operation, partial: PartialResult
+        self,
+        info: GraphQLResolveInfo[Any],
+        integration_id: str,
+        op: Operation,
+        partial: PartialResult,
+        placed: Callable[[list[str | int]], list[list[str | int]]] | None = None,
     ) -> None:
+        """The errors of ``partial``, each at the response path its data stands at: below ``info``'s
+        field, or wherever ``placed`` puts a path into the operation's answer (a batch's items are
+        the values of several parents' fields)."""
         selected = op.select.split(".") if op.select else []
         for error in partial.errors:
             upstream_path = error.get("path") or []
@@ -71,8 +79,7 @@ class RequestContext:
                 "upstreamPath": upstream_path,
                 **({"upstreamCode": code} if code else {}),
             }
-            self.upstream_errors.append(
-                GraphQLError(
-                    error.get("message", ""), path=[*info.path.as_list(), *inner], extensions=extensions
-                )
+            paths = placed(inner) if placed is not None else [[*info.path.as_list(), *inner]]
+            self.upstream_errors.extend(
+                GraphQLError(error.get("message", ""), path=path, extensions=extensions) for path in paths
             )

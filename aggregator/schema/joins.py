@@ -11,7 +11,8 @@ Per request (``JoinLoads``, kept on the ``RequestContext``):
   level: both executors resolve a list's items in one synchronous pass), de-duplicated, split by
   ``max_size``, and each part is one call; its items are matched to parents by ``key``. A key no
   item matches gives null (a list field: every item with that key). A key fetched once is not
-  fetched again in the same request (a cycle, a second level).
+  fetched again in the same request (a cycle, a second level). A partial answer's error inside an
+  item stands at the parents the item was matched to (``_ItemPaths``).
 
 ``keep_paths`` says which keys the parents must carry, for GraphQL upstreams to send them although the
 client did not select them; ``depth_rule`` refuses a request nesting a joined field deeper than its
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 from graphql import (
@@ -110,20 +111,37 @@ class JoinResolver:
     async def call(
         self, integration: str, operation: str, params: Mapping[str, Any], info: GraphQLResolveInfo[Any]
     ) -> Any:
+        """The operation's answer for the field of ``info``; a partial answer's errors stand below it."""
+        result = await self.request(integration, operation, params, info)
+        if isinstance(result, PartialResult):
+            self.add_errors(info, integration, operation, result)
+            return result.data
+        return result
+
+    async def request(
+        self, integration: str, operation: str, params: Mapping[str, Any], info: GraphQLResolveInfo[Any]
+    ) -> Any:
+        """The module's answer as it is: a PartialResult when a GraphQL upstream answered with errors."""
         context = info.context if isinstance(info.context, RequestContext) else None
-        result = await self._module.call(
+        return await self._module.call(
             integration,
             operation,
             params,
             headers=context.headers if context is not None else None,
             selection=_selection(info),
         )
-        if isinstance(result, PartialResult):
-            if context is not None:
-                op = self._module.integrations[integration].operations[operation]
-                context.add_partial_errors(info, integration, op, result)
-            return result.data
-        return result
+
+    def add_errors(
+        self,
+        info: GraphQLResolveInfo[Any],
+        integration: str,
+        operation: str,
+        partial: PartialResult,
+        placed: Callable[[list[str | int]], list[list[str | int]]] | None = None,
+    ) -> None:
+        if isinstance(info.context, RequestContext):
+            op = self._module.integrations[integration].operations[operation]
+            info.context.add_partial_errors(info, integration, op, partial, placed)
 
 
 class _Batch:
@@ -135,9 +153,9 @@ class _Batch:
         self.info = info
         # Normalised key -> the key as sent, each once.
         self.keys: dict[str, Any] = {}
-        # Every parent's future, in the order the parents asked: they are answered in that order, as
-        # graphql-core reports errors in the order fields end.
-        self.waiters: list[tuple[str, asyncio.Future[Any]]] = []
+        # Every parent's key, future and field, in the order the parents asked: they are answered in
+        # that order, as graphql-core reports errors in the order fields end.
+        self.waiters: list[tuple[str, asyncio.Future[Any], GraphQLResolveInfo[Any]]] = []
 
 
 class JoinLoads:
@@ -200,7 +218,7 @@ class JoinLoads:
         if normal not in batch.keys:
             batch.keys[normal] = value
             self._memo[(group, normal)] = future
-        batch.waiters.append((normal, future))
+        batch.waiters.append((normal, future, info))
         return future
 
     def _flush(self) -> None:
@@ -222,10 +240,11 @@ class JoinLoads:
         join = resolver.join
         spec = join.batch
         assert spec is not None
-        waiters = [(normal, future) for normal, future in batch.waiters if normal in keys]
+        waiters = [waiter for waiter in batch.waiters if waiter[0] in keys]
         params = {**batch.extra, spec.arg: list(keys.values())}
         try:
-            items = await resolver.call(spec.integration, spec.operation, params, batch.info)
+            result = await resolver.request(spec.integration, spec.operation, params, batch.info)
+            items = result.data if isinstance(result, PartialResult) else result
             if not isinstance(items, list):
                 raise UpstreamBadResponse(
                     f"a batch answered {type(items).__name__}, not the list of items the join matches by"
@@ -234,7 +253,7 @@ class JoinLoads:
                     operation=spec.operation,
                 )
         except Exception as error:
-            for _, future in waiters:
+            for _, future, _ in waiters:
                 if not future.done():
                     future.set_exception(error)
             return
@@ -242,10 +261,48 @@ class JoinLoads:
         for item in items:
             if isinstance(item, dict):
                 matched.setdefault(_normal(item.get(spec.key)), []).append(item)
-        for normal, future in waiters:
+        if isinstance(result, PartialResult):
+            placed = _ItemPaths(items, matched, waiters, is_list=join.type.is_list, key=spec.key)
+            resolver.add_errors(batch.info, spec.integration, spec.operation, result, placed)
+        for normal, future, _ in waiters:
             found = matched.get(normal)
             if not future.done():
                 future.set_result(found if join.type.is_list else found[0] if found else None)
+
+
+class _ItemPaths:
+    """Where an error inside a batch's answer stands: at every parent whose key its item matched
+    (below the item's index in the parent's list, for a list field). An error outside any item, or
+    in an item no parent asked for, stands at the first parent's field: the call was made for it too."""
+
+    __slots__ = ("_is_list", "_items", "_key", "_matched", "_waiters")
+
+    def __init__(
+        self,
+        items: list[Any],
+        matched: Mapping[str, list[Any]],
+        waiters: Sequence[tuple[str, asyncio.Future[Any], GraphQLResolveInfo[Any]]],
+        *,
+        is_list: bool,
+        key: str,
+    ) -> None:
+        self._items = items
+        self._matched = matched
+        self._waiters = waiters
+        self._is_list = is_list
+        self._key = key
+
+    def __call__(self, inner: list[str | int]) -> list[list[str | int]]:
+        index = inner[0] if inner else None
+        item = self._items[index] if isinstance(index, int) and 0 <= index < len(self._items) else None
+        if isinstance(item, dict):
+            normal = _normal(item.get(self._key))
+            position = next(i for i, found in enumerate(self._matched[normal]) if found is item)
+            below = [position, *inner[1:]] if self._is_list else inner[1:]
+            paths = [[*info.path.as_list(), *below] for key, _, info in self._waiters if key == normal]
+            if paths:
+                return paths
+        return [[*self._waiters[0][2].path.as_list(), *inner]]
 
 
 def _loads(context: Any) -> JoinLoads:
