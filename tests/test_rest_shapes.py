@@ -69,6 +69,9 @@ class Upstream:
 
 CONFIG = """
 types:
+  State: {enum: [open, closed]}
+  Sort:
+    enum: [{CREATED: created}, {UPDATED: updated-at}]
   Label: {id: BigInt, name: String, color: String}
   Reactions:
     plusOne: {type: Int, from: "+1"}
@@ -81,6 +84,8 @@ types:
     labels: "[Label]"
     reactions: Reactions
     closedBy: {type: Label, from: closed-by}
+    state: State
+    sort: Sort
   Echo:
     path: String
     query: "[[String]]"
@@ -107,6 +112,10 @@ integrations:
           If_None_Match: {type: String, in: header}
           session: {type: String, in: cookie, name: gh_sess}
           ids: {type: "[BigInt]", in: query}
+        returns: Echo
+      listed:
+        path: /echo/issues
+        params: {state: State, sort: "[Sort]"}
         returns: Echo
       update:
         method: PATCH
@@ -221,6 +230,22 @@ def test_an_input_field_with_from_is_sent_under_its_wire_name(gateway: Gateway) 
     """`stateReason` of an input type goes upstream as `state_reason`; nulls given stay null."""
     body = gateway.query('mutation { gh_patch(patch: {title: "t", stateReason: null}) { body } }')
     assert orjson.loads(echoed(body, "gh_patch")["body"]) == {"title": "t", "state_reason": None}
+
+
+def test_a_declared_enum_shows_wire_values_by_their_names(ask: Any, upstream: Upstream) -> None:
+    """`closed` is the value closed of State; `updated-at` the value UPDATED of Sort."""
+    answer(upstream, {**ISSUE, "state": "closed", "sort": "updated-at"})
+    assert ask("gh_issue { state sort }") == {"data": {"gh_issue": {"state": "closed", "sort": "UPDATED"}}}
+
+
+def test_enum_arguments_are_sent_as_their_wire_values(gateway: Gateway) -> None:
+    """An enum argument, alone or in a list, goes upstream as the wire value its name stands for."""
+    body = gateway.query("{ gh_listed(state: open, sort: [CREATED, UPDATED]) { query } }")
+    assert echoed(body, "gh_listed")["query"] == [
+        ["state", "open"],
+        ["sort", "created"],
+        ["sort", "updated-at"],
+    ]
 
 
 # --- params under wire names ------------------------------------------------------------------------
@@ -373,6 +398,13 @@ def test_a_big_int_variable_that_is_no_64_bit_integer_is_refused(gateway: Gatewa
             ["gh_issue", "reactions", "plusOne"],
             "Int cannot represent",
             id="fraction-where-int",
+        ),
+        pytest.param(
+            {**ISSUE, "state": "merged"},
+            "state",
+            ["gh_issue", "state"],
+            "Enum 'State' cannot represent value: 'merged'",
+            id="value-an-enum-does-not-list",
         ),
         pytest.param(
             {**ISSUE, "closed-by": {"id": True}},

@@ -1,5 +1,5 @@
 """Config keys for the shapes real APIs use: field renames (`from:`), param wire names (`name:`), BigInt,
-and `follow_redirects`; each refused value named by file, line and key."""
+declared enums and `follow_redirects`; each refused value named by file, line and key."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from aggregator.config import Config, TypeExpr, loads
+from aggregator.config.models import EnumType
 from aggregator.errors import ConfigError, Problem
 
 
@@ -241,3 +242,48 @@ def test_follow_redirects_must_be_a_boolean() -> None:
             operations: {op: {path: /r}}
         """)
     assert [(p.line, p.key) for p in found] == [(5, "integrations.api.follow_redirects")]
+
+
+@pytest.mark.parametrize(
+    ("enum", "values"),
+    [
+        pytest.param("[open, closed]", [("open", "open"), ("closed", "closed")], id="graphql-names"),
+        pytest.param(
+            "[sci-fi, '+1', 2fa, 'true']",
+            [("sci_fi", "sci-fi"), ("plus_1", "+1"), ("_2fa", "2fa"), ("_true", "true")],
+            id="named-by-the-member-rule",
+        ),
+        pytest.param(
+            "[{OPEN: open}, {UPDATED: updated-at}, closed]",
+            [("OPEN", "open"), ("UPDATED", "updated-at"), ("closed", "closed")],
+            id="names-chosen",
+        ),
+        pytest.param("[1, 2.5]", [("_1", 1), ("_2_5", 2.5)], id="numbers"),
+        pytest.param(
+            "[a-b, a_b]", [("a_b_2", "a-b"), ("a_b", "a_b")], id="distinct-wire-values-distinct-names"
+        ),
+    ],
+)
+def test_a_declared_enum_names_each_wire_value(enum: str, values: list[tuple[str, object]]) -> None:
+    """`{enum: [...]}` is an enum: each item a wire value named by the member rule, or `{NAME: value}`."""
+    declared = parse(with_type(f"{{enum: {enum}, description: How it stands.}}")).types["Reactions"]
+    assert isinstance(declared, EnumType)
+    assert [(v.name, v.value) for v in declared.values] == values
+    assert declared.description == "How it stands."
+
+
+@pytest.mark.parametrize(
+    ("enum", "key", "message"),
+    [
+        pytest.param("[]", "types.Reactions.enum", "an enum needs at least one value", id="empty"),
+        pytest.param("[x, x]", "types.Reactions.enum[1]", "the value 'x' is listed twice", id="twice"),
+        pytest.param("[{A: x, B: y}]", "types.Reactions.enum[0]", "one {NAME: wire value}", id="two-names"),
+        pytest.param("[{'null': x}]", "types.Reactions.enum[0]", "cannot name an enum value", id="bad-name"),
+        pytest.param("[[x]]", "types.Reactions.enum[0]", "a string or a number, got a list", id="list-item"),
+        pytest.param("[true]", "types.Reactions.enum[0]", "a string or a number, got", id="boolean"),
+    ],
+)
+def test_a_bad_enum_is_refused_with_its_key(enum: str, key: str, message: str) -> None:
+    """An empty enum, a value listed twice, a bad chosen name or a value that is no string or number."""
+    found = problems_of(with_type(f"{{enum: {enum}}}"))
+    assert any(message in p.message and p.key == key for p in found), found

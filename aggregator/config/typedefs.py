@@ -1,9 +1,9 @@
 """The `types:` section and the type checks of `returns` and params against it.
 
-Named types become GraphQL object types, so their names must be valid, must not shadow a scalar or a
-type the gateway defines itself, and every field must name a known type. Cycles (``User.friends:
-[User]``) are fine: GraphQL output types may refer to each other; only a loop of non-null fields,
-which no finite upstream answer could fill, is refused.
+Named types become GraphQL object types, or enums when written ``{enum: [...]}``, so their names must
+be valid, must not shadow a scalar or a type the gateway defines itself, and every field must name a
+known type. Cycles (``User.friends: [User]``) are fine: GraphQL output types may refer to each other;
+only a loop of non-null fields, which no finite upstream answer could fill, is refused.
 """
 
 from __future__ import annotations
@@ -11,9 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from types import MappingProxyType
 
-from aggregator.config.models import SCALARS, ObjectType, TypeExpr
+from aggregator.config.models import SCALARS, EnumType, EnumValue, ObjectType, TypeExpr
+from aggregator.config.openapi.names import NOT_ENUM_VALUES, Scope, assign, enum_value_name
 from aggregator.config.tree import Node, Reader
-from aggregator.config.values import Invalid, did_you_mean, is_name, non_empty_string, string, type_expr
+from aggregator.config.values import (
+    Invalid,
+    describe,
+    did_you_mean,
+    is_name,
+    non_empty_string,
+    string,
+    type_expr,
+)
 
 __all__ = ["JOIN_KEYS", "RESERVED_TYPE_NAMES", "known_type", "read_types"]
 
@@ -22,6 +31,8 @@ RESERVED_TYPE_NAMES: frozenset[str] = frozenset(
     {"Query", "Mutation", "Subscription", "IntegrationStats", "OperationStats", "Latency", "CircuitState"}
 )
 _FIELD_KEYS = ("type", "description", "from")
+_ENUM_KEYS = ("enum", "description")
+_NO_VALUE: str | int | float = ""
 # A joined field's keys (config/joins.py reads them): such a field is not read from the parent's JSON.
 JOIN_KEYS = ("type", "description", "args", "resolve", "batch", "max_depth")
 
@@ -42,16 +53,22 @@ def known_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
     return parse
 
 
-def read_types(reader: Reader, node: Node | None) -> tuple[dict[str, ObjectType], dict[str, dict[str, Node]]]:
+def read_types(
+    reader: Reader, node: Node | None
+) -> tuple[dict[str, ObjectType | EnumType], dict[str, dict[str, Node]]]:
     """Every named type of ``types:`` (names are collected first so that fields may refer forward),
     and the nodes of its joined fields (those with ``resolve:``), by type and field, read later."""
     entries = reader.mapping(node)
     for type_name, type_node in entries.items():
         _check_type_name(reader, type_name, type_node)
     known = frozenset(entries)
-    types: dict[str, ObjectType] = {}
+    types: dict[str, ObjectType | EnumType] = {}
+    objects: dict[str, ObjectType] = {}
     joined: dict[str, dict[str, Node]] = {}
     for type_name, type_node in entries.items():
+        if _is_enum(type_node):
+            types[type_name] = _read_enum(reader, type_name, type_node)
+            continue
         joined[type_name] = {
             name: field_node
             for name, field_node in reader.mapping(type_node).items()
@@ -60,14 +77,60 @@ def read_types(reader: Reader, node: Node | None) -> tuple[dict[str, ObjectType]
         fields, descriptions, wire_names = _read_fields(
             reader, type_node, known, frozenset(joined[type_name])
         )
-        types[type_name] = ObjectType(
+        types[type_name] = objects[type_name] = ObjectType(
             type_name,
             MappingProxyType(fields),
             field_descriptions=MappingProxyType(descriptions),
             wire_names=MappingProxyType(wire_names),
         )
-    _check_required_cycles(reader, entries, types)
+    _check_required_cycles(reader, entries, objects)
     return types, {name: fields for name, fields in joined.items() if fields}
+
+
+def _is_enum(node: Node) -> bool:
+    # A list is never a field's type, so `enum: [...]` cannot be an object type's field.
+    return (
+        isinstance(node.value, dict) and "enum" in node.value and isinstance(node.value["enum"].value, list)
+    )
+
+
+def _read_enum(reader: Reader, type_name: str, node: Node) -> EnumType:
+    """``{enum: [open, closed], description: ...}``: each item a wire value, named by the member rule
+    (``sci-fi`` -> ``sci_fi``), or ``{NAME: wire value}`` to choose the GraphQL name."""
+    entries = reader.fields(node, _ENUM_KEYS)
+    description = reader.read(entries["description"], string, "") if "description" in entries else ""
+    chosen: dict[str | int | float, str | None] = {}
+    at: dict[str | int | float, Node] = {}
+    for item in reader.items(entries["enum"]):
+        named = reader.mapping(item) if isinstance(item.value, dict) else None
+        if named is not None and len(named) != 1:
+            reader.report(item, "an enum value is a wire value (open) or one {NAME: wire value} (OPEN: open)")
+            continue
+        name, value_node = next(iter(named.items())) if named else (None, item)
+        value = reader.read(value_node, _wire_value, _NO_VALUE)
+        if name is not None and (not is_name(name) or name.startswith("__") or name in NOT_ENUM_VALUES):
+            reader.report(
+                item,
+                f"{name!r} cannot name an enum value: use letters, digits and _, not true, false or null",
+            )
+        if value in chosen:
+            reader.report(item, f"the value {value!r} is listed twice in enum {type_name}")
+        chosen.setdefault(value, name)
+        at.setdefault(value, item)
+    if not chosen and not entries["enum"].broken:
+        reader.report(entries["enum"], "an enum needs at least one value, e.g. {enum: [open, closed]}")
+    scope = Scope(name for name in chosen.values() if name is not None)
+    free = assign([str(v) for v, name in chosen.items() if name is None], scope, enum_value_name)
+    values = tuple(
+        EnumValue(name if name is not None else free[str(value)], value) for value, name in chosen.items()
+    )
+    return EnumType(type_name, values, description)
+
+
+def _wire_value(value: object) -> str | int | float:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return value
+    raise Invalid(f"an enum value is a string or a number, got {describe(value)}")
 
 
 def _check_required_cycles(reader: Reader, entries: dict[str, Node], types: dict[str, ObjectType]) -> None:

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 
 __all__ = [
+    "NOT_ENUM_VALUES",
     "Scope",
     "assign",
     "enum_value_name",
@@ -31,7 +32,7 @@ _OUTSIDE = re.compile(r"[^_0-9A-Za-z]+")
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 _SIGNS = {"+": "plus_", "-": "minus_"}
 # Enum values GraphQL forbids besides non-names.
-_NOT_ENUM_VALUES = frozenset({"true", "false", "null"})
+NOT_ENUM_VALUES = frozenset({"true", "false", "null"})
 
 
 def sanitize(text: str) -> str:
@@ -90,4 +91,4 @@ def assign(wires: Iterable[str], scope: Scope, rule: Callable[[str], str] | None
 def enum_value_name(value: str) -> str:
     """An enum value's GraphQL name: the member rule, and ``true``/``false``/``null`` get a ``_``."""
     name = member_name(value) if value else "_EMPTY"
-    return "_" + name if name in _NOT_ENUM_VALUES else name
+    return "_" + name if name in NOT_ENUM_VALUES else name
