@@ -81,21 +81,22 @@ def assert_no_secret(error: UpstreamError) -> None:
         (ApiKeyAuth(key=Secret("k3y")), {"x-api-key": "k3y"}, []),
         (ApiKeyAuth(key=Secret("k3y"), header="X-Custom-Key"), {"x-custom-key": "k3y"}, []),
         (ApiKeyAuth(key=Secret("k3y"), location="query", name="apikey"), {}, [["apikey", "k3y"]]),
+        (ApiKeyAuth(key=Secret("k3y;x"), location="cookie", name="sid"), {"cookie": "sid=k3y%3Bx"}, []),
         (
             BasicAuth(username="ada", password=Secret("open sesame")),
             {"authorization": "Basic YWRhOm9wZW4gc2VzYW1l"},
             [],
         ),
     ],
-    ids=["none", "bearer", "api_key", "api_key-custom-header", "api_key-query", "basic"],
+    ids=["none", "bearer", "api_key", "api_key-custom-header", "api_key-query", "api_key-cookie", "basic"],
 )
 async def test_static_credentials_arrive_as_configured(
     start_upstream: StartUpstream, behaviour_url: str, auth: Auth, headers: dict[str, str], query: list[Any]
 ) -> None:
-    """Each static auth type puts exactly its header (or query pair) on the request, nothing else."""
+    """Each static auth type puts exactly its header (a cookie, a query pair) on the request, nothing else."""
     upstream = await start_upstream(integration(f"{behaviour_url}/echo", API, auth=auth))
     seen = await call(upstream)
-    credential_headers = {"authorization", "x-api-key", "x-custom-key"}
+    credential_headers = {"authorization", "x-api-key", "x-custom-key", "cookie"}
     assert {k: v for k, v in seen["headers"] if k in credential_headers} == headers
     assert seen["query"] == query
 

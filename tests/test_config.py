@@ -440,6 +440,10 @@ _OAUTH2 = "{type: oauth2, token_url: 'https://auth/token', client_id: me, client
         ("{type: api_key, key: k3y, header: X-Key}", ApiKeyAuth(key=Secret("k3y"), header="X-Key")),
         ("{type: api_key, key: k3y, in: query}", ApiKeyAuth(key=Secret("k3y"), location="query")),
         (
+            "{type: api_key, key: k3y, in: cookie, name: sid}",
+            ApiKeyAuth(key=Secret("k3y"), location="cookie", name="sid"),
+        ),
+        (
             "{type: api_key, key: k3y, in: query, name: token}",
             ApiKeyAuth(Secret("k3y"), location="query", name="token"),
         ),

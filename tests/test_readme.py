@@ -31,6 +31,7 @@ ENV = {
     "BILLING_TOKEN": "billing-token",
     "MAPS_KEY": "maps-key",
     "SEARCH_KEY": "search-key",
+    "LEGACY_KEY": "legacy-key",
     "LEGACY_PASSWORD": "legacy-password",
     "CRM_CLIENT_SECRET": "crm-secret",
     "PROFILE_SERVICE_TOKEN": "profile-token",
@@ -123,7 +124,11 @@ def test_the_readme_shows_every_auth_type_and_every_upstream_kind(base_dir: Path
     """Each of the five auth types and the three integration types has a working example."""
     integrations = all_integrations(base_dir)
     assert {i.auth.type for i in integrations} == {"none", "bearer", "api_key", "basic", "oauth2"}
-    assert {i.auth.location for i in integrations if isinstance(i.auth, ApiKeyAuth)} == {"header", "query"}
+    assert {i.auth.location for i in integrations if isinstance(i.auth, ApiKeyAuth)} == {
+        "header",
+        "query",
+        "cookie",
+    }
     assert {i.type for i in integrations} == {"rest", "graphql", "grpc"}
 
 

@@ -278,6 +278,18 @@ async def test_cookie_params_join_the_cookies_already_set(upstream: Upstream) ->
     assert upstream.only.header("cookie") == ["consent=yes; theme=dark; lang=en"]
 
 
+async def test_an_api_key_cookie_is_added_to_the_cookies_already_set(upstream: Upstream) -> None:
+    """`auth: api_key` in a cookie joins the integration's and the params' cookies, and wins a name."""
+    op = operation(params=(param("theme", "String", "cookie"), param("sid", "String", "cookie")))
+    await upstream.call(
+        op,
+        {"theme": "dark", "sid": "from-the-client"},
+        headers={"Cookie": "consent=yes"},
+        auth=ApiKeyAuth(key=Secret("k3y"), location="cookie", name="sid"),
+    )
+    assert upstream.only.header("cookie") == ["consent=yes; theme=dark; sid=k3y"]
+
+
 @pytest.mark.parametrize("document", [{"name": "Ada", "tags": ["x"]}, [1, 2], "text", 7])
 async def test_one_json_body_param_is_the_whole_body(upstream: Upstream, document: object) -> None:
     """A single `in: body` param of type JSON is sent as the entire JSON body."""

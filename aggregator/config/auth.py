@@ -22,6 +22,7 @@ from aggregator.config.values import (
     Invalid,
     boolean,
     choice,
+    cookie_name,
     describe,
     did_you_mean,
     header_name,
@@ -139,20 +140,20 @@ def _build(kind: str, auth: _AuthReader) -> Auth:
 
 
 def _api_key(auth: _AuthReader) -> ApiKeyAuth:
-    location = auth.text("in", choice("header", "query"), "header")
-    if location == "query" and "header" in auth.entries:
+    location = auth.text("in", choice("header", "query", "cookie"), "header")
+    if location != "header" and "header" in auth.entries:
         auth.reader.report(
-            auth.entries["header"], "'header' is for in: header; in: query sends the key as 'name'"
+            auth.entries["header"], f"'header' is for in: header; in: {location} sends the key as 'name'"
         )
     if location == "header" and "name" in auth.entries:
         auth.reader.report(
-            auth.entries["name"], "'name' is for in: query; in: header sends the key in 'header'"
+            auth.entries["name"], "'name' is for in: query or cookie; in: header sends the key in 'header'"
         )
     return ApiKeyAuth(
         key=auth.secret("key"),
         header=auth.text("header", header_name, "X-API-Key"),
-        location="query" if location == "query" else "header",
-        name=auth.text("name", non_empty_string, "api_key"),
+        location="query" if location == "query" else "cookie" if location == "cookie" else "header",
+        name=auth.text("name", cookie_name if location == "cookie" else non_empty_string, "api_key"),
     )
 
 

@@ -127,7 +127,7 @@ class BearerAuth:
 class ApiKeyAuth:
     key: Secret
     header: str = "X-API-Key"
-    location: Literal["header", "query"] = "header"
+    location: Literal["header", "query", "cookie"] = "header"
     name: str = "api_key"
     type: Literal["api_key"] = "api_key"
 

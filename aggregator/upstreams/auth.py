@@ -1,6 +1,6 @@
 """Upstream credentials: one Authenticator per integration puts them on every attempt.
 
-``none``, ``bearer``, ``api_key`` and ``basic`` are fixed headers or query pairs computed once.
+``none``, ``bearer``, ``api_key`` and ``basic`` are fixed headers, cookies or query pairs computed once.
 ``oauth2`` (client credentials) fetches a token from ``token_url``, caches it until shortly before it
 expires, shares one in-flight fetch between concurrent callers, and calls the token endpoint through
 its own circuit breaker so that an auth-server outage fails fast with UPSTREAM_AUTH_ERROR.
@@ -88,6 +88,10 @@ def build_authenticator(
             )
         case models.ApiKeyAuth(key=key, location="query", name=name):
             return StaticAuthenticator(query=[(name, key.reveal())], secrets={key.reveal()})
+        case models.ApiKeyAuth(key=key, location="cookie", name=name):
+            # Added to the Cookie header other sources set (request.py), not replacing it.
+            cookie = f"{name}={quote(key.reveal(), safe='')}"
+            return StaticAuthenticator(headers={"Cookie": cookie}, secrets={key.reveal(), cookie})
         case models.ApiKeyAuth(key=key, header=header):
             return StaticAuthenticator(headers={header: key.reveal()}, secrets={key.reveal()})
         case models.BasicAuth(username=username, password=password):

@@ -305,6 +305,22 @@ def set_header(headers: dict[str, str], name: str, value: str) -> None:
     headers[name] = value
 
 
+def add_cookies(headers: dict[str, str], cookies: str) -> None:
+    """Add the cookies of ``cookies`` (``a=1; b=2``) to the ``Cookie`` header of ``headers``, replacing
+    cookies of the same names: cookie params and an api key in a cookie join what other sources set."""
+    added = _cookie_pairs(cookies)
+    names = {name for name, _ in added}
+    standing = next((value for key, value in headers.items() if key.lower() == "cookie"), "")
+    kept = [(name, pair) for name, pair in _cookie_pairs(standing) if name not in names]
+    set_header(headers, "Cookie", "; ".join(pair for _, pair in [*kept, *added]))
+
+
+def _cookie_pairs(header: str) -> list[tuple[str, str]]:
+    """(name, ``name=value`` as written) of each cookie of a ``Cookie`` header."""
+    pairs = [part.strip() for part in header.split(";")]
+    return [(pair.partition("=")[0].strip(), pair) for pair in pairs if pair]
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret, raw or as it appears percent-encoded in a URL, replaced by ***."""
     variants = {form for secret in secrets if secret for form in _encodings(secret)}

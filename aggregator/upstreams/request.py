@@ -9,7 +9,8 @@ When several sources set the same header (names ignore case), the later one in t
 2. forwarded headers (``forward_headers``, and ``X-Request-Id`` always);
 3. header params: an argument the caller wrote into the operation is more specific than a header
    its client happened to send, so a forwarded header of that name is not used at all; cookie
-   params are added to whatever ``Cookie`` header stands, replacing a cookie of the same name;
+   params are added to whatever ``Cookie`` header stands, replacing a cookie of the same name (an
+   api key in a cookie is added the same way, last);
 4. ``auth``: the gateway's credentials are never replaced by accident; except that a forwarded header
    listed with ``override_auth: true`` (and not replaced by a header param) wins over ``auth``, whose
    header is then not even obtained. Without the incoming header, ``auth`` applies as usual.
@@ -28,16 +29,16 @@ from aggregator.config.models import Integration, Operation, ParamStyle, Secret
 from aggregator.config.values import CONNECTION_HEADERS
 from aggregator.errors import InvalidParams
 from aggregator.upstreams.auth import Authenticator
-from aggregator.upstreams.http import set_header
+from aggregator.upstreams.http import add_cookies, set_header
 
 __all__ = [
     "REQUEST_ID_HEADER",
     "RequestParts",
+    "cookie_text",
     "header_value",
     "query_pairs",
     "simple_text",
     "wire_text",
-    "with_cookies",
 ]
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -103,18 +104,10 @@ def simple_text(value: Any) -> str:
 _COOKIE_SAFE = "!#$&'()*+/:<=>?@[]^`{|}"
 
 
-def with_cookies(header: str | None, cookies: Mapping[str, Any]) -> str:
-    """A ``Cookie`` header: the cookies of ``header`` that ``cookies`` does not name, then ``cookies``."""
-    kept = [
-        pair.strip()
-        for pair in (header or "").split(";")
-        if pair.strip() and pair.split("=", 1)[0].strip() not in cookies
-    ]
-    added = [
-        f"{name}={','.join(quote(wire_text(item), safe=_COOKIE_SAFE) for item in _list(value))}"
-        for name, value in cookies.items()
-    ]
-    return "; ".join([*kept, *added])
+def cookie_text(value: Any) -> str:
+    """A cookie's value: percent-encoded where a cookie cannot hold a character; a list's non-null
+    items joined by commas."""
+    return ",".join(quote(wire_text(item), safe=_COOKIE_SAFE) for item in _list(value))
 
 
 def header_value(where: str, name: str, value: str) -> str:
@@ -181,7 +174,9 @@ class RequestParts:
         credentials: dict[str, str] = {}
         await auth.apply(credentials, query)
         for name, value in credentials.items():
-            if name.lower() not in winning:
+            if name.lower() == "cookie" and "cookie" not in winning:
+                add_cookies(headers, value)
+            elif name.lower() not in winning:
                 set_header(headers, name, value)
 
     @staticmethod

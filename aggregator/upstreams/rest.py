@@ -41,6 +41,7 @@ from aggregator.upstreams.contract import Typed, flight_key
 from aggregator.upstreams.http import (
     UpstreamClient,
     UpstreamResponse,
+    add_cookies,
     error_for_status,
     error_for_transport,
     redact,
@@ -48,11 +49,11 @@ from aggregator.upstreams.http import (
 )
 from aggregator.upstreams.request import (
     REQUEST_ID_HEADER,
+    cookie_text,
     header_value,
     query_pairs,
     simple_text,
     wire_text,
-    with_cookies,
 )
 from aggregator.upstreams.selection import ClientSelection
 
@@ -167,8 +168,7 @@ class RestUpstream(HttpUpstream):
         for name, value in header_params.items():
             set_header(headers, name, value)
         if cookies:
-            standing = next((v for k, v in headers.items() if k.lower() == "cookie"), None)
-            set_header(headers, "Cookie", with_cookies(standing, cookies))
+            add_cookies(headers, "; ".join(f"{name}={cookie_text(value)}" for name, value in cookies.items()))
 
         body = _body(where, body_params, params)
         if body is not None and not any(k.lower() == "content-type" for k in headers):
