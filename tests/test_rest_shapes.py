@@ -72,6 +72,13 @@ types:
   State: {enum: [open, closed]}
   Sort:
     enum: [{CREATED: created}, {UPDATED: updated-at}]
+  Paper: {kind: String, pages: Int}
+  Ebook: {kind: String, megabytes: Float}
+  Media: {union: [Paper, Ebook]}
+  Medium:
+    union: [Paper, Ebook]
+    discriminator: kind
+    mapping: {e-book: Ebook}
   Label: {id: BigInt, name: String, color: String}
   Reactions:
     plusOne: {type: Int, from: "+1"}
@@ -86,6 +93,8 @@ types:
     closedBy: {type: Label, from: closed-by}
     state: State
     sort: Sort
+    media: Media
+    medium: Medium
   Echo:
     path: String
     query: "[[String]]"
@@ -236,6 +245,37 @@ def test_a_declared_enum_shows_wire_values_by_their_names(ask: Any, upstream: Up
     """`closed` is the value closed of State; `updated-at` the value UPDATED of Sort."""
     answer(upstream, {**ISSUE, "state": "closed", "sort": "updated-at"})
     assert ask("gh_issue { state sort }") == {"data": {"gh_issue": {"state": "closed", "sort": "UPDATED"}}}
+
+
+@pytest.mark.parametrize(
+    ("media", "expected"),
+    [
+        ({"kind": "paper", "pages": 412}, {"__typename": "Paper", "pages": 412}),
+        ({"megabytes": 2}, {"__typename": "Ebook", "megabytes": 2.0}),
+        ({"__typename": "Ebook", "pages": 1}, {"__typename": "Ebook", "megabytes": None}),
+    ],
+    ids=["paper-by-its-keys", "ebook-by-its-keys", "named-by-typename"],
+)
+def test_a_declared_union_without_discriminator_is_its_typename_or_best_match(
+    ask: Any, upstream: Upstream, media: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """`{union: [...]}` alone: the member `__typename` names, else the one whose fields the keys match."""
+    answer(upstream, {**ISSUE, "media": media})
+    body = ask("gh_issue { media { __typename ... on Paper { pages } ... on Ebook { megabytes } } }")
+    assert body == {"data": {"gh_issue": {"media": expected}}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "member"), [("e-book", "Ebook"), ("Paper", "Paper")], ids=["mapped", "by-name"]
+)
+def test_a_declared_union_with_a_discriminator_reads_the_member_from_it(
+    ask: Any, upstream: Upstream, kind: str, member: str
+) -> None:
+    """`discriminator: kind` names the member through `mapping`, or by its own name."""
+    answer(upstream, {**ISSUE, "medium": {"kind": kind, "pages": 3, "megabytes": 1}})
+    assert ask("gh_issue { medium { __typename } }") == {
+        "data": {"gh_issue": {"medium": {"__typename": member}}}
+    }
 
 
 def test_enum_arguments_are_sent_as_their_wire_values(gateway: Gateway) -> None:
@@ -405,6 +445,13 @@ def test_a_big_int_variable_that_is_no_64_bit_integer_is_refused(gateway: Gatewa
             ["gh_issue", "state"],
             "Enum 'State' cannot represent value: 'merged'",
             id="value-an-enum-does-not-list",
+        ),
+        pytest.param(
+            {**ISSUE, "medium": {"kind": "vinyl"}},
+            "medium { __typename }",
+            ["gh_issue", "medium"],
+            "kind 'vinyl', which names no type of Medium",
+            id="discriminator-naming-no-member",
         ),
         pytest.param(
             {**ISSUE, "closed-by": {"id": True}},

@@ -1,5 +1,5 @@
 """Config keys for the shapes real APIs use: field renames (`from:`), param wire names (`name:`), BigInt,
-declared enums and `follow_redirects`; each refused value named by file, line and key."""
+declared enums and unions, and `follow_redirects`; each refused value named by file, line and key."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from aggregator.config import Config, TypeExpr, loads
-from aggregator.config.models import EnumType
+from aggregator.config.models import EnumType, UnionType
 from aggregator.errors import ConfigError, Problem
 
 
@@ -286,4 +286,77 @@ def test_a_declared_enum_names_each_wire_value(enum: str, values: list[tuple[str
 def test_a_bad_enum_is_refused_with_its_key(enum: str, key: str, message: str) -> None:
     """An empty enum, a value listed twice, a bad chosen name or a value that is no string or number."""
     found = problems_of(with_type(f"{{enum: {enum}}}"))
+    assert any(message in p.message and p.key == key for p in found), found
+
+
+def with_union(union: str, param: str = "String") -> str:
+    return f"""
+    types:
+      Paper: {{pages: Int}}
+      Ebook: {{megabytes: Float}}
+      Media: {union}
+    integrations:
+      api:
+        base_url: http://127.0.0.1:9001
+        operations:
+          op: {{path: /r, params: {{p: {param}}}, returns: Media}}
+    """
+
+
+@pytest.mark.parametrize(
+    ("union", "expected"),
+    [
+        pytest.param(
+            "{union: [Paper, Ebook]}", (("Paper", "Ebook"), None, {}, True), id="by-typename-or-shape"
+        ),
+        pytest.param(
+            "{union: [Paper, Ebook], discriminator: kind, mapping: {e-book: Ebook}}",
+            (("Paper", "Ebook"), "kind", {"e-book": "Ebook"}, False),
+            id="discriminator",
+        ),
+    ],
+)
+def test_a_declared_union_lists_its_members_and_how_to_tell_them(
+    union: str, expected: tuple[object, ...]
+) -> None:
+    """Without a discriminator a value is told by `__typename` or its keys; with one, by its value."""
+    declared = parse(with_union(union)).types["Media"]
+    assert isinstance(declared, UnionType)
+    assert (declared.types, declared.discriminator, dict(declared.mapping), declared.by_shape) == expected
+
+
+@pytest.mark.parametrize(
+    ("union", "param", "key", "message"),
+    [
+        pytest.param(
+            "{union: [Paper, Pape]}", "String", "types.Media.union[1]", "did you mean 'Paper'", id="unknown"
+        ),
+        pytest.param("{union: [Paper, Paper]}", "String", "types.Media.union[1]", "listed twice", id="twice"),
+        pytest.param("{union: []}", "String", "types.Media.union", "at least one object type", id="empty"),
+        pytest.param(
+            "{union: [Paper], mapping: {p: Paper}}",
+            "String",
+            "types.Media.mapping",
+            "needs discriminator",
+            id="mapping-alone",
+        ),
+        pytest.param(
+            "{union: [Paper], discriminator: k, mapping: {e: Ebook}}",
+            "String",
+            "types.Media.mapping.e",
+            "not an object type of Media",
+            id="mapping-to-a-non-member",
+        ),
+        pytest.param(
+            "{union: [Paper]}",
+            "Media",
+            "integrations.api.operations.op.params.p",
+            "cannot take as an argument",
+            id="as-a-param",
+        ),
+    ],
+)
+def test_a_bad_union_is_refused_with_its_key(union: str, param: str, key: str, message: str) -> None:
+    """Members are declared object types, once each; mapping needs a discriminator; a union is no input."""
+    found = problems_of(with_union(union, param))
     assert any(message in p.message and p.key == key for p in found), found

@@ -31,7 +31,7 @@ from aggregator.config.models import (
     TypeExpr,
 )
 from aggregator.config.tree import Node, Reader
-from aggregator.config.typedefs import JOIN_KEYS, known_type
+from aggregator.config.typedefs import JOIN_KEYS, input_type, known_type
 from aggregator.config.values import did_you_mean, integer, is_name, non_empty_string, string
 
 __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE", "read_joins"]
@@ -157,7 +157,7 @@ class _Scope:
                     arg_node, f"'{name}' is not a valid argument name: use letters, digits and _"
                 )
                 continue
-            expr = self.reader.read(arg_node, known_type(self.types), None)
+            expr = self.reader.read(arg_node, input_type(self.types), None)
             if expr is not None:
                 params.append(Param(name, expr, "query"))
         return tuple(params)

@@ -20,13 +20,14 @@ from aggregator.config.models import (
     SCALARS,
     FieldKind,
     HttpMethod,
+    NamedType,
     Operation,
     Param,
     ParamLocation,
     TypeExpr,
 )
 from aggregator.config.tree import Node, Reader
-from aggregator.config.typedefs import known_type
+from aggregator.config.typedefs import input_type, known_type
 from aggregator.config.values import (
     Invalid,
     boolean,
@@ -75,7 +76,7 @@ class OperationScope:
     """What an operation inherits from its integration and the file."""
 
     integration: str
-    types: Collection[str]
+    types: Mapping[str, NamedType]
     timeout: float
     schema: GraphQLSchema | None = None
 
@@ -216,7 +217,7 @@ class _OperationReader:
                 # Until the upstream's schema is known, such a param is JSON of the same shape.
                 ptype = _renamed(upstream, "JSON")
             else:
-                ptype = self.reader.read(type_node, known_type(self.scope.types), JSON_TYPE)
+                ptype = self.reader.read(type_node, input_type(self.scope.types), JSON_TYPE)
             params.append(_RawParam(pname, type_node, ptype, location_node, description, wire_node, upstream))
         return params
 

@@ -1,17 +1,27 @@
 """The `types:` section and the type checks of `returns` and params against it.
 
-Named types become GraphQL object types, or enums when written ``{enum: [...]}``, so their names must
-be valid, must not shadow a scalar or a type the gateway defines itself, and every field must name a
-known type. Cycles (``User.friends: [User]``) are fine: GraphQL output types may refer to each other;
-only a loop of non-null fields, which no finite upstream answer could fill, is refused.
+Named types become GraphQL object types, or enums and unions when written ``{enum: [...]}`` and
+``{union: [...]}``, so their names must be valid, must not shadow a scalar or a type the gateway
+defines itself, and every field must name a known type. Cycles (``User.friends: [User]``) are fine:
+GraphQL output types may refer to each other; only a loop of non-null fields, which no finite
+upstream answer could fill, is refused. A union or an interface cannot be a param's type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 
-from aggregator.config.models import SCALARS, EnumType, EnumValue, ObjectType, TypeExpr
+from aggregator.config.models import (
+    SCALARS,
+    EnumType,
+    EnumValue,
+    InterfaceType,
+    NamedType,
+    ObjectType,
+    TypeExpr,
+    UnionType,
+)
 from aggregator.config.openapi.names import NOT_ENUM_VALUES, Scope, assign, enum_value_name
 from aggregator.config.tree import Node, Reader
 from aggregator.config.values import (
@@ -24,7 +34,7 @@ from aggregator.config.values import (
     type_expr,
 )
 
-__all__ = ["JOIN_KEYS", "RESERVED_TYPE_NAMES", "known_type", "read_types"]
+__all__ = ["JOIN_KEYS", "RESERVED_TYPE_NAMES", "input_type", "known_type", "read_types"]
 
 # Types the gateway's own schema defines; a user type of the same name would clash with them.
 RESERVED_TYPE_NAMES: frozenset[str] = frozenset(
@@ -32,6 +42,7 @@ RESERVED_TYPE_NAMES: frozenset[str] = frozenset(
 )
 _FIELD_KEYS = ("type", "description", "from")
 _ENUM_KEYS = ("enum", "description")
+_UNION_KEYS = ("union", "discriminator", "mapping", "description")
 _NO_VALUE: str | int | float = ""
 # A joined field's keys (config/joins.py reads them): such a field is not read from the parent's JSON.
 JOIN_KEYS = ("type", "description", "args", "resolve", "batch", "max_depth")
@@ -53,21 +64,40 @@ def known_type(known: Collection[str]) -> Callable[[object], TypeExpr]:
     return parse
 
 
+def input_type(types: Mapping[str, NamedType]) -> Callable[[object], TypeExpr]:
+    """``known_type`` for a param's type: a union or an interface has no input form in GraphQL."""
+    known = known_type(types)
+
+    def parse(value: object) -> TypeExpr:
+        expr = known(value)
+        if isinstance(types.get(expr.named), UnionType | InterfaceType):
+            raise Invalid(
+                f"'{expr.named}' is a union or an interface, which GraphQL cannot take as an argument; "
+                "use one of its object types, or JSON"
+            )
+        return expr
+
+    return parse
+
+
 def read_types(
     reader: Reader, node: Node | None
-) -> tuple[dict[str, ObjectType | EnumType], dict[str, dict[str, Node]]]:
+) -> tuple[dict[str, ObjectType | EnumType | UnionType], dict[str, dict[str, Node]]]:
     """Every named type of ``types:`` (names are collected first so that fields may refer forward),
     and the nodes of its joined fields (those with ``resolve:``), by type and field, read later."""
     entries = reader.mapping(node)
     for type_name, type_node in entries.items():
         _check_type_name(reader, type_name, type_node)
     known = frozenset(entries)
-    types: dict[str, ObjectType | EnumType] = {}
+    types: dict[str, ObjectType | EnumType | UnionType] = {}
     objects: dict[str, ObjectType] = {}
     joined: dict[str, dict[str, Node]] = {}
+    unions = {name: n for name, n in entries.items() if _is_kind(n, "union")}
     for type_name, type_node in entries.items():
-        if _is_enum(type_node):
+        if _is_kind(type_node, "enum"):
             types[type_name] = _read_enum(reader, type_name, type_node)
+            continue
+        if type_name in unions:
             continue
         joined[type_name] = {
             name: field_node
@@ -83,15 +113,63 @@ def read_types(
             field_descriptions=MappingProxyType(descriptions),
             wire_names=MappingProxyType(wire_names),
         )
+    for type_name, type_node in unions.items():
+        types[type_name] = _read_union(reader, type_name, type_node, objects)
     _check_required_cycles(reader, entries, objects)
     return types, {name: fields for name, fields in joined.items() if fields}
 
 
-def _is_enum(node: Node) -> bool:
-    # A list is never a field's type, so `enum: [...]` cannot be an object type's field.
-    return (
-        isinstance(node.value, dict) and "enum" in node.value and isinstance(node.value["enum"].value, list)
+def _is_kind(node: Node, key: str) -> bool:
+    """``{enum: [...]}`` or ``{union: [...]}``: a list is never a field's type, so neither can be an
+    object type's field."""
+    return isinstance(node.value, dict) and key in node.value and isinstance(node.value[key].value, list)
+
+
+def _read_union(reader: Reader, type_name: str, node: Node, objects: Collection[str]) -> UnionType:
+    """``{union: [Paper, Ebook], discriminator: kind, mapping: {paper: Paper}}``: without a
+    discriminator a value is the member its ``__typename`` names, else the one its keys match best."""
+    entries = reader.fields(node, _UNION_KEYS)
+    members: list[str] = []
+    for item in reader.items(entries["union"]):
+        member = reader.read(item, _member_of(type_name, objects), "")
+        if member in members:
+            reader.report(item, f"{member} is listed twice in union {type_name}")
+        elif member:
+            members.append(member)
+    if not reader.items(entries["union"]):
+        reader.report(
+            entries["union"], "a union needs at least one object type, e.g. {union: [Paper, Ebook]}"
+        )
+    discriminator = (
+        reader.read(entries["discriminator"], non_empty_string, "") if "discriminator" in entries else ""
     )
+    mapping: dict[str, str] = {}
+    if "mapping" in entries:
+        if not discriminator:
+            reader.report(entries["mapping"], "mapping: needs discriminator:, the key whose values it maps")
+        for value, target in reader.mapping(entries["mapping"]).items():
+            mapping[value] = reader.read(target, _member_of(type_name, members), "")
+    return UnionType(
+        type_name,
+        tuple(members),
+        reader.read(entries["description"], string, "") if "description" in entries else "",
+        discriminator=discriminator or None,
+        mapping=MappingProxyType(mapping),
+        by_shape=not discriminator,
+    )
+
+
+def _member_of(union: str, allowed: Collection[str]) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        name = string(value)
+        if name not in allowed:
+            raise Invalid(
+                f"{name!r} is not an object type of {union}"
+                f"{did_you_mean(name, allowed) or '; its members are object types declared in types:'}"
+            )
+        return name
+
+    return parse
 
 
 def _read_enum(reader: Reader, type_name: str, node: Node) -> EnumType:
