@@ -313,3 +313,25 @@ def test_a_batch_item_error_under_a_list_join_stands_at_the_item_in_the_parents_
     (error,) = body["errors"]
     assert error["path"] == ["blog_posts", 12, "author", "products", 0, "stock"]
     assert body["data"]["blog_posts"][12]["author"]["products"] == [{"id": "13", "stock": None}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "batched"),
+    [("", ["1", "3"]), (' integrationStats(id: "blog") { __typename }', ["1", "2", "3"])],
+    ids=["plan", "graphql-core"],
+)
+def test_a_parent_nulled_by_its_non_null_field_has_no_join_error(extra: str, batched: list[str]) -> None:
+    """Post 2 has no id (ID!): it is null with that one error, and the failed batch's errors stand at
+    the other posts only. A plan leaves post 2's key out of the batch; graphql-core has already called
+    the joined field selected before `id` when `id` fails."""
+    blog = Blog([{**post, "id": None} if post["id"] == "2" else post for post in posts(3)])
+    blog.failing.add("users")
+    for gateway in _gateway(blog, Catalog()):
+        body = gateway.query(f"{{ blog_posts {{ author {{ name }} id }}{extra} }}")
+    assert body["data"]["blog_posts"][1] is None
+    assert sorted(error["path"] for error in body["errors"]) == [
+        ["blog_posts", 0, "author"],
+        ["blog_posts", 1, "id"],
+        ["blog_posts", 2, "author"],
+    ]
+    assert blog.batches == [batched]

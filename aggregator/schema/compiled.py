@@ -397,21 +397,28 @@ class _Object(_Completer):
             # graphql-core's invalid_return_type_error, word for word (the type's is_type_of refused it).
             raise GraphQLError(f"Expected value of type '{self.typename}' but got: {inspect(value)}.")
         data: dict[str, Any] = {}
-        for response_key, key, slot in self.fields:
-            if slot is None:
-                join = self.joins.get(response_key) if self.joins else None
-                if join is None:
-                    data[response_key] = self.typename
+        joins_before = len(errors.joins)
+        try:
+            for response_key, key, slot in self.fields:
+                if slot is None:
+                    join = self.joins.get(response_key) if self.joins else None
+                    if join is None:
+                        data[response_key] = self.typename
+                    else:
+                        data[response_key] = None
+                        errors.joins.append((join, value, data, response_key, path))
+                    continue
+                raw = value.get(key)
+                # Most leaves are strings already: no call for them (_Slot.complete does the same first).
+                if type(raw) is slot.passes:
+                    data[response_key] = raw
                 else:
-                    data[response_key] = None
-                    errors.joins.append((join, value, data, response_key, path))
-                continue
-            raw = value.get(key)
-            # Most leaves are strings already: no call for them (_Slot.complete does the same first).
-            if type(raw) is slot.passes:
-                data[response_key] = raw
-            else:
-                data[response_key] = slot.complete(raw, path, response_key, errors)
+                    data[response_key] = slot.complete(raw, path, response_key, errors)
+        except Exception:
+            # A non-null field failed: this object is null, so the joined fields met inside it are
+            # never called, and their errors never reported (as graphql-core never resolves them).
+            del errors.joins[joins_before:]
+            raise
         return data
 
 
