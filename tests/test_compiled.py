@@ -237,8 +237,7 @@ def outcome(gw: Gateway, query: str, result: ExecutionResult) -> Outcome:
     operation = get_operation_ast(document)
     assert operation is not None
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    root_type = gw.core.get_root_type(operation.operation)
-    errors = refine_errors(list(result.errors or ()), root_type, operation, fragments)
+    errors = refine_errors(list(result.errors or ()), gw.core, operation, fragments)
     return Outcome(result.data, [error.formatted for error in errors], list(gw.upstreams.calls))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from gateway import Gateway, serve_gateway
 from graphql_upstream_app import Catalog
-from join_upstreams import Blog, posts
+from join_upstreams import USERS, Blog, posts
 from servers import serve_asgi
 
 from aggregator.config import loads
@@ -335,3 +335,29 @@ def test_a_parent_nulled_by_its_non_null_field_has_no_join_error(extra: str, bat
         ["blog_posts", 2, "author"],
     ]
     assert blog.batches == [batched]
+
+
+@pytest.mark.parametrize(
+    "extra", ["", ' integrationStats(id: "blog") { __typename }'], ids=["plan", "graphql-core"]
+)
+@pytest.mark.parametrize(
+    ("field", "operation"), [("author", "getUsers"), ("writer", "getUser")], ids=["batched", "single"]
+)
+def test_a_wrong_value_in_a_joined_answer_names_the_operation_that_answered_it(
+    monkeypatch: pytest.MonkeyPatch, extra: str, field: str, operation: str
+) -> None:
+    """User 2's name is an object: the error at post 2's joined user names the people operation that
+    answered it (the batch, or the single call), not blog.posts under whose root field it stands."""
+    monkeypatch.setitem(USERS, "2", {"id": "2", "name": {"first": "Ada"}})
+    for gateway in _gateway(Blog(posts(3)), Catalog()):
+        body = gateway.query(f"{{ blog_posts {{ id {field} {{ name }} }}{extra} }}")
+    (error,) = body["errors"]
+    assert error["path"] == ["blog_posts", 1, field, "name"]
+    assert error["extensions"] == {
+        "code": "UPSTREAM_BAD_RESPONSE",
+        "integration": "people",
+        "operation": operation,
+    }
+    assert error["message"].startswith(
+        f"people.{operation}: the answer does not fit the schema at blog_posts.1.{field}"
+    )

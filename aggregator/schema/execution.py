@@ -174,9 +174,7 @@ class DocumentRunner:
             # No data and errors without a path: the variables did not coerce (field errors have paths).
             _coded([e for e in result.errors if e.path is None], BAD_USER_INPUT)
         if result.errors:
-            root_type = self._schema.get_root_type(operation.operation)
-            fragments = _fragments(document)
-            errors = refine_errors(result.errors, root_type, operation, fragments)
+            errors = refine_errors(result.errors, self._schema, operation, _fragments(document))
             result = ExecutionResult(result.data, errors, result.extensions)
             self._on_errors(errors, context)
         return result

@@ -84,6 +84,12 @@ class JoinResolver:
         # The batch operation's params besides the key list: other arguments of the join it also takes.
         self.batch_params = frozenset(p.name for p in target.params) if target else frozenset()
 
+    @property
+    def origin(self) -> tuple[str, str]:
+        """The integration and operation whose answer is this field's value (the batch's, batched)."""
+        batch = self.join.batch
+        return (batch.integration, batch.operation) if batch else (self.join.integration, self.join.operation)
+
     def __call__(self, parent: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Awaitable[Any] | None:
         params = self._params(parent, args)
         if params is None:
